@@ -1,0 +1,247 @@
+"""Command line: ``python -m engine {train,evaluate,export,classify,info}``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import EngineError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m engine",
+        description="FactoFormer hyperspectral classification engine.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a FactoFormer on a labelled scene")
+    _add_scene_arguments(p)
+    p.add_argument("--output-dir", type=Path, help="run folder (default: runs/<scene>-seed<seed>)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, help="default: the paper's recipe for the scene")
+    p.add_argument("--lr", type=float, help="learning rate (default: the paper's recipe)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-steps", type=int, help="stop after this many steps (smoke runs)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_train)
+
+    p = sub.add_parser("evaluate", help="accuracy of a checkpoint or ONNX model on a scene")
+    p.add_argument("model", type=Path, help="checkpoint.pt, a run folder, or a .onnx model")
+    _add_scene_arguments(p)
+    p.add_argument("--split", choices=("test", "train"), default="test")
+    p.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
+    p.set_defaults(run=_evaluate)
+
+    p = sub.add_parser("export", help="export a checkpoint to a self-describing ONNX model")
+    p.add_argument("checkpoint", type=Path, help="checkpoint.pt or its run folder")
+    p.add_argument("--output", type=Path, required=True, help="the .onnx file to write")
+    p.add_argument("--model-id", required=True, help="stable identifier, e.g. factoformer-ip")
+    p.add_argument("--model-version", default="1.0.0")
+    p.add_argument("--description", default="")
+    p.set_defaults(run=_export)
+
+    p = sub.add_parser("classify", help="classify a raster into a styled class map")
+    p.add_argument("input", type=Path, help="hyperspectral raster (any GDAL format)")
+    p.add_argument("--model", type=Path, help="ONNX model (default: the shipped model)")
+    p.add_argument("--output", type=Path, required=True, help="class map GeoTIFF")
+    p.add_argument("--confidence", type=Path, help="optional confidence GeoTIFF")
+    p.add_argument("--probabilities", type=Path, help="optional per-class probability GeoTIFF")
+    p.add_argument("--mask", type=Path, help="optional mask raster (0 = skip pixel)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_classify)
+
+    p = sub.add_parser("info", help="print what an ONNX model's metadata says")
+    p.add_argument("model", type=Path)
+    p.set_defaults(run=_info)
+    return parser
+
+
+def _add_scene_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("scene (a benchmark scene, or a raster with label rasters)")
+    g.add_argument("--dataset", choices=("indian_pines", "pavia_university", "houston2013"))
+    g.add_argument("--data-root", type=Path, help="folder laid out like shared/data "
+                   "(Indian Pines default: the bundled scene)")  # fmt: skip
+    g.add_argument("--cube", type=Path, help="cube file for Pavia University / Houston 2013")
+    g.add_argument("--raster", type=Path, help="any GDAL raster")
+    g.add_argument("--train-labels", type=Path, help="label raster of the training pixels")
+    g.add_argument("--test-labels", type=Path, help="label raster of the test pixels")
+
+
+def _load_scene(args: argparse.Namespace):  # -> Scene
+    from .data.scenes import (
+        load_houston2013,
+        load_indian_pines,
+        load_pavia_university,
+        load_raster_scene,
+    )
+
+    if args.raster is not None:
+        if args.dataset or args.train_labels is None:
+            raise SystemExit("error: --raster needs --train-labels and excludes --dataset")
+        return load_raster_scene(args.raster, args.train_labels, args.test_labels)
+    if args.dataset in (None, "indian_pines"):
+        return load_indian_pines(args.data_root)
+    if args.data_root is None or args.cube is None:
+        raise SystemExit(f"error: --dataset {args.dataset} needs --data-root and --cube")
+    loader = load_pavia_university if args.dataset == "pavia_university" else load_houston2013
+    return loader(args.data_root, args.cube)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .config import PAPER_RECIPES, TrainingRecipe
+    from .data.prepared import PreparedScene
+    from .evaluation import evaluate_labels
+    from .training.checkpoint import save_run
+    from .training.trainer import configure_cpu, torch_logits, train
+
+    configure_cpu(args.threads)
+    scene = _load_scene(args)
+    recipe = PAPER_RECIPES.get(scene.name, TrainingRecipe())
+    recipe = replace(
+        recipe,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        max_steps=args.max_steps,
+        **({"epochs": args.epochs} if args.epochs else {}),
+        **({"learning_rate": args.lr} if args.lr else {}),
+    )
+    out = args.output_dir or Path("runs") / f"{scene.name}-seed{args.seed}"
+    print(f"training on {scene.name}: {(scene.train_labels > 0).sum()} pixels, "
+          f"{scene.num_bands} bands, {scene.num_classes} classes; recipe {recipe.to_dict()}",
+          file=sys.stderr)  # fmt: skip
+    prepared = PreparedScene.from_scene(scene, patch_size=7)
+    result = train(prepared, recipe, show_progress=not args.quiet)
+    metrics = None
+    if scene.test_labels is not None and (scene.test_labels > 0).any():
+        metrics = evaluate_labels(torch_logits(result.model), prepared, scene.test_labels)
+    save_run(out, scene, recipe, result, metrics)
+    print(f"trained {result.steps} steps in {result.seconds:.1f} s -> {out}")
+    if metrics is not None:
+        print(f"test: {metrics.summary()}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .data.prepared import PreparedScene
+    from .evaluation import evaluate_labels
+
+    scene = _load_scene(args)
+    if args.model.suffix.lower() == ".onnx":
+        from .infer.model import OnnxClassifier
+
+        model = OnnxClassifier(args.model)
+        meta = model.metadata
+        logits, normalization, patch_size = model.logits, meta.normalization, meta.patch_size
+        num_bands, num_classes = meta.num_bands, meta.num_classes
+    else:
+        from .training.checkpoint import load_checkpoint
+        from .training.trainer import configure_cpu, torch_logits
+
+        configure_cpu()
+        ckpt = load_checkpoint(args.model)
+        logits, normalization = torch_logits(ckpt.model), ckpt.normalization
+        patch_size = ckpt.config.patch_size
+        num_bands, num_classes = ckpt.config.num_bands, ckpt.config.num_classes
+    if (num_bands, num_classes) != (scene.num_bands, scene.num_classes):
+        raise SystemExit(
+            f"error: model has {num_bands} bands / {num_classes} classes, scene {scene.name} "
+            f"{scene.num_bands} / {scene.num_classes}"
+        )
+    labels = scene.test_labels if args.split == "test" else scene.train_labels
+    if labels is None:
+        raise SystemExit(f"error: scene {scene.name} has no {args.split} labels")
+    prepared = PreparedScene.from_scene(scene, patch_size, normalization)
+    metrics = evaluate_labels(logits, prepared, labels)
+    print(f"{args.split}: {metrics.summary()}")
+    for c, acc in zip(scene.classes, metrics.per_class_accuracy, strict=True):
+        print(f"  {c.value:3d} {c.name:32s} {100 * acc:6.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(metrics.to_dict([c.name for c in scene.classes]), indent=2))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .data.prepared import PreparedScene
+    from .data.scenes import load_indian_pines
+    from .export.onnx import export_onnx, max_logit_difference, metadata_from_run
+
+    ckpt, meta = metadata_from_run(
+        args.checkpoint, args.model_id, args.model_version, args.description
+    )
+    path = export_onnx(ckpt, meta, args.output)
+    rng = np.random.default_rng(0)
+    if ckpt.training.get("dataset") == "indian_pines" and ckpt.config.num_bands == 200:
+        scene = load_indian_pines()  # parity on real patches
+        prepared = PreparedScene.from_scene(scene, ckpt.config.patch_size, ckpt.normalization)
+        rows, cols, _ = scene.pixels(scene.test_labels)
+        pick = rng.choice(len(rows), 256, replace=False)
+        patches = prepared.extractor(rows[pick], cols[pick])
+    else:
+        c = ckpt.config
+        patches = rng.random((64, c.num_bands, c.patch_size, c.patch_size), dtype=np.float32)
+    diff = max_logit_difference(ckpt, path, patches)
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB); max |logit| difference "
+          f"ONNX Runtime vs PyTorch on {len(patches)} patches: {diff:.2e}")  # fmt: skip
+    return 0 if diff <= 1e-4 else 3
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from . import SHIPPED_MODEL
+    from .infer.classify import classify_raster
+    from .progress import ProgressBar, SilentFeedback
+
+    feedback = SilentFeedback() if args.quiet else ProgressBar("classify")
+    report = classify_raster(
+        args.input,
+        args.model or SHIPPED_MODEL,
+        args.output,
+        confidence=args.confidence,
+        probabilities=args.probabilities,
+        mask=args.mask,
+        batch_size=args.batch_size,
+        feedback=feedback,
+    )
+    print(f"wrote {report.class_map}: {report.classified_pixels} pixels classified, "
+          f"{report.nodata_pixels} no-data, {report.seconds:.1f} s "
+          f"({report.pixels_per_second:.0f} pixels/s)")  # fmt: skip
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .infer.model import OnnxClassifier
+
+    meta = OnnxClassifier(args.model).metadata
+    test = meta.metrics.get("test", {})
+    print(f"{meta.model_type} {meta.model_id} v{meta.model_version}")
+    print(f"  bands: {meta.num_bands}" + (" with wavelengths" if meta.wavelengths_nm else ""))
+    print(f"  patch: {meta.patch_size}x{meta.patch_size}, padding {meta.padding}")
+    print(f"  trained on: {meta.training.get('dataset')} ({meta.training.get('split')})")
+    if test:
+        print(f"  test OA {100 * test['overall_accuracy']:.2f}  AA "
+              f"{100 * test['average_accuracy']:.2f}  kappa {100 * test['kappa']:.2f}")  # fmt: skip
+    for c in meta.classes:
+        print(f"  {c.value:3d} {c.color} {c.name}")
+    return 0

@@ -1,0 +1,39 @@
+"""Exceptions raised by the engine. Every message is one line that says what to change."""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Root of all errors the engine raises on purpose."""
+
+
+class DatasetNotFoundError(EngineError, FileNotFoundError):
+    """A benchmark scene or one of its files is missing."""
+
+
+class RasterReadError(EngineError, OSError):
+    """A raster cannot be opened or read."""
+
+
+class BandMismatchError(EngineError, ValueError):
+    """The raster's bands do not match what the model expects."""
+
+
+class ModelLoadError(EngineError, ValueError):
+    """A model file is missing, unreadable or not a valid ONNX model."""
+
+
+class ModelMetadataError(EngineError, ValueError):
+    """An ONNX model lacks valid FactoFormer metadata."""
+
+
+class InputDataError(EngineError, ValueError):
+    """Input data cannot be classified (too small, no valid pixels, bad labels...)."""
+
+
+class OutputError(EngineError, OSError):
+    """An output cannot be written."""
+
+
+class CancelledError(EngineError):
+    """The user cancelled the operation; no output was left behind."""

@@ -1,0 +1,1 @@
+"""ONNX export of trained models (needs torch and onnx)."""

@@ -1,0 +1,109 @@
+"""Export a trained FactoFormer to a self-describing ONNX file."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from ..metadata import ModelMetadata
+from ..training.checkpoint import Checkpoint, load_checkpoint, load_metrics
+
+OPSET = 17  # first opset with LayerNormalization
+INPUT_NAME = "patches"
+OUTPUT_NAME = "logits"
+
+
+def build_metadata(
+    checkpoint: Checkpoint,
+    model_id: str,
+    model_version: str = "1.0.0",
+    metrics: dict[str, Any] | None = None,
+    description: str = "",
+) -> ModelMetadata:
+    """Metadata of an exported checkpoint (metrics: e.g. the run's test metrics)."""
+    return ModelMetadata(
+        model_id=model_id,
+        model_version=model_version,
+        description=description,
+        architecture=checkpoint.config.to_dict(),
+        band_names=checkpoint.band_names,
+        wavelengths_nm=checkpoint.wavelengths_nm,
+        normalization=checkpoint.normalization,
+        patch_size=checkpoint.config.patch_size,
+        classes=checkpoint.classes,
+        training=checkpoint.training,
+        metrics=metrics or {},
+        input_name=INPUT_NAME,
+        output_name=OUTPUT_NAME,
+    )
+
+
+def metadata_from_run(
+    run_dir: str | os.PathLike[str],
+    model_id: str,
+    model_version: str = "1.0.0",
+    description: str = "",
+) -> tuple[Checkpoint, ModelMetadata]:
+    """Checkpoint and metadata of a training run, with its test metrics when it has them."""
+    ckpt = load_checkpoint(run_dir)
+    run_dir = Path(run_dir)
+    test = load_metrics(run_dir if run_dir.is_dir() else run_dir.parent).get("test")
+    metrics = {"test": {k: v for k, v in test.items() if k != "confusion_matrix"}} if test else {}
+    return ckpt, build_metadata(ckpt, model_id, model_version, metrics, description)
+
+
+def export_onnx(
+    checkpoint: Checkpoint, metadata: ModelMetadata, path: str | os.PathLike[str]
+) -> Path:
+    """Write the model as ONNX with a dynamic batch axis and ``metadata`` embedded.
+
+    The file is checked with the ONNX checker before it is moved into place.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = checkpoint.model.eval()
+    c = checkpoint.config
+    example = torch.zeros(2, c.num_bands, c.patch_size, c.patch_size)
+    tmp = path.with_name(f".{path.name}.partial")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exporter deprecation chatter
+        torch.onnx.export(
+            model,
+            (example,),
+            str(tmp),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    proto = onnx.load(str(tmp))
+    proto.producer_name = "factoformer-qgis engine"
+    proto.doc_string = metadata.description or f"{metadata.model_type} {metadata.model_id}"
+    del proto.metadata_props[:]
+    for key, value in metadata.to_properties().items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def max_logit_difference(
+    checkpoint: Checkpoint, onnx_path: str | os.PathLike[str], patches: np.ndarray
+) -> float:
+    """Largest |logit| difference between PyTorch and ONNX Runtime on ``patches``."""
+    import onnxruntime as ort
+
+    with torch.no_grad():
+        expected = checkpoint.model.eval()(torch.from_numpy(patches)).numpy()
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    actual = session.run([OUTPUT_NAME], {INPUT_NAME: patches})[0]
+    return float(np.abs(expected - actual).max())

@@ -1,0 +1,1 @@
+"""Tiled ONNX inference on rasters (numpy, GDAL, ONNX Runtime; no torch, no QGIS)."""

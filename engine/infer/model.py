@@ -1,0 +1,80 @@
+"""ONNX models with FactoFormer metadata, run with ONNX Runtime (no torch)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from ..errors import ModelLoadError, ModelMetadataError
+from ..metadata import ModelMetadata
+
+
+class OnnxClassifier:
+    """A patch classifier loaded from a self-describing ONNX file.
+
+    Loading parses data only (ONNX protobuf); no code in the file is executed.
+
+    Args:
+        path: the ``.onnx`` file.
+        threads: ONNX Runtime intra-op threads; None uses every core.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelLoadError(f"model file not found: {self.path}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # ORT raises its own exception types for bad files
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"{self.path.name} is not a valid ONNX model: {reason}") from None
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = ModelMetadata.from_properties(props, source=self.path.name)
+        self._check_signature()
+
+    def _check_signature(self) -> None:
+        meta = self.metadata
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        if meta.input_name not in inputs or meta.output_name not in outputs:
+            raise ModelMetadataError(
+                f"{self.path.name}: metadata names input {meta.input_name!r} / output "
+                f"{meta.output_name!r}, the graph has {sorted(inputs)} / {sorted(outputs)}"
+            )
+        expected = [meta.num_bands, meta.patch_size, meta.patch_size]
+        shape = inputs[meta.input_name].shape
+        if len(shape) != 4 or [d for d in shape[1:]] != expected:
+            raise ModelMetadataError(
+                f"{self.path.name}: graph input shape {shape} does not match the metadata "
+                f"(batch, {meta.num_bands}, {meta.patch_size}, {meta.patch_size})"
+            )
+        out_shape = outputs[meta.output_name].shape
+        if len(out_shape) != 2 or out_shape[1] != meta.num_classes:
+            raise ModelMetadataError(
+                f"{self.path.name}: graph output shape {out_shape} does not match "
+                f"{meta.num_classes} classes"
+            )
+
+    def logits(self, patches: np.ndarray) -> np.ndarray:
+        """(n, bands, p, p) float32 normalised patches -> (n, classes) logits."""
+        return self.session.run([self.metadata.output_name], {self.metadata.input_name: patches})[0]
+
+    def probabilities(self, patches: np.ndarray) -> np.ndarray:
+        """(n, bands, p, p) float32 normalised patches -> (n, classes) softmax probabilities."""
+        return softmax(self.logits(patches))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float32."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted, dtype=np.float32)
+    return exp / exp.sum(axis=1, keepdims=True)

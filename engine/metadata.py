@@ -1,0 +1,178 @@
+"""The model metadata schema: what an exported ONNX file says about itself.
+
+Every value is stored as a JSON string in the ONNX model's ``metadata_props``; the keys and
+their meaning are documented in ``docs/model-metadata.md``. :data:`SCHEMA_VERSION` changes
+whenever a key is added, removed or changes meaning; readers refuse newer versions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .data.classes import ClassInfo
+from .data.normalization import MinMaxNormalization
+from .errors import ModelMetadataError
+
+SCHEMA_VERSION = 1
+MODEL_TYPES = ("FactoFormer",)
+PADDING_MODES = ("symmetric",)
+REQUIRED_KEYS = (
+    "schema_version", "model_type", "model_id", "model_version", "architecture", "input",
+    "output", "bands", "normalization", "patch", "classes", "nodata", "training",
+)  # fmt: skip
+OPTIONAL_KEYS = ("description", "metrics")
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """Everything inference needs to know about a model, plus its provenance."""
+
+    model_id: str
+    model_version: str
+    architecture: dict[str, Any]
+    band_names: tuple[str, ...]
+    wavelengths_nm: tuple[float, ...] | None
+    normalization: MinMaxNormalization
+    patch_size: int
+    classes: tuple[ClassInfo, ...]
+    training: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    model_type: str = "FactoFormer"
+    padding: str = "symmetric"
+    input_name: str = "patches"
+    output_name: str = "logits"
+    fwhm_nm: tuple[float, ...] | None = None
+
+    @property
+    def num_bands(self) -> int:
+        return len(self.band_names)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_properties(self) -> dict[str, str]:
+        """The ``metadata_props`` of the ONNX file: key -> JSON string."""
+        values: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "model_type": self.model_type,
+            "model_id": self.model_id,
+            "model_version": self.model_version,
+            "description": self.description,
+            "architecture": self.architecture,
+            "input": {
+                "name": self.input_name,
+                "shape": ["batch", self.num_bands, self.patch_size, self.patch_size],
+                "layout": "batch, band, row, column",
+                "dtype": "float32",
+            },
+            "output": {"name": self.output_name, "shape": ["batch", self.num_classes],
+                       "kind": "logits"},
+            "bands": {
+                "count": self.num_bands,
+                "names": list(self.band_names),
+                "wavelengths_nm": list(self.wavelengths_nm) if self.wavelengths_nm else None,
+                "fwhm_nm": list(self.fwhm_nm) if self.fwhm_nm else None,
+            },
+            "normalization": self.normalization.to_dict(),
+            "patch": {"size": self.patch_size, "padding": self.padding},
+            "classes": [c.to_dict() for c in self.classes],
+            "nodata": {
+                "class_value": 0,
+                "masked_input": ["band no-data value", "NaN or infinite value", "mask raster"],
+                "context_fill": "normalization.fill",
+            },
+            "training": self.training,
+            "metrics": self.metrics,
+        }  # fmt: skip
+        return {k: json.dumps(v, ensure_ascii=False) for k, v in values.items()}
+
+    @classmethod
+    def from_properties(cls, props: Mapping[str, str], source: str = "model") -> ModelMetadata:
+        """Parse and validate ``metadata_props``; raises :class:`ModelMetadataError`."""
+        if "schema_version" not in props:
+            raise ModelMetadataError(
+                f"{source} has no FactoFormer metadata (no 'schema_version' key); "
+                "export models with `python -m engine export`"
+            )
+        values: dict[str, Any] = {}
+        for key in (*REQUIRED_KEYS, *OPTIONAL_KEYS):
+            if key not in props:
+                if key in REQUIRED_KEYS:
+                    raise ModelMetadataError(f"{source}: metadata key {key!r} is missing")
+                continue
+            try:
+                values[key] = json.loads(props[key])
+            except json.JSONDecodeError:
+                raise ModelMetadataError(f"{source}: metadata {key!r} is not valid JSON") from None
+        version = values["schema_version"]
+        if not isinstance(version, int) or version < 1:
+            raise ModelMetadataError(f"{source}: invalid schema_version {version!r}")
+        if version > SCHEMA_VERSION:
+            raise ModelMetadataError(
+                f"{source} uses metadata schema {version}; this version reads up to "
+                f"{SCHEMA_VERSION}: update the plugin"
+            )
+        try:
+            meta = cls._from_values(values)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelMetadataError(f"{source}: invalid metadata: {exc}") from None
+        meta.validate(source)
+        return meta
+
+    @classmethod
+    def _from_values(cls, v: dict[str, Any]) -> ModelMetadata:
+        bands = v["bands"]
+        wavelengths = bands.get("wavelengths_nm")
+        fwhm = bands.get("fwhm_nm")
+        return cls(
+            model_id=str(v["model_id"]),
+            model_version=str(v["model_version"]),
+            model_type=str(v["model_type"]),
+            description=str(v.get("description", "")),
+            architecture=dict(v["architecture"]),
+            input_name=str(v["input"]["name"]),
+            output_name=str(v["output"]["name"]),
+            band_names=tuple(str(n) for n in bands["names"]),
+            wavelengths_nm=tuple(float(w) for w in wavelengths) if wavelengths else None,
+            fwhm_nm=tuple(float(w) for w in fwhm) if fwhm else None,
+            normalization=MinMaxNormalization.from_dict(v["normalization"]),
+            patch_size=int(v["patch"]["size"]),
+            padding=str(v["patch"]["padding"]),
+            classes=tuple(ClassInfo.from_dict(c) for c in v["classes"]),
+            training=dict(v["training"]),
+            metrics=dict(v.get("metrics") or {}),
+        )
+
+    def validate(self, source: str = "model") -> None:
+        """Check internal consistency; raises :class:`ModelMetadataError`."""
+        problems = []
+        if self.model_type not in MODEL_TYPES:
+            problems.append(f"unknown model_type {self.model_type!r}")
+        if self.padding not in PADDING_MODES:
+            problems.append(f"unknown padding {self.padding!r}")
+        if self.patch_size < 1 or self.patch_size % 2 == 0:
+            problems.append(f"patch size {self.patch_size} is not a positive odd number")
+        if self.normalization.num_bands != self.num_bands:
+            problems.append(
+                f"normalisation has {self.normalization.num_bands} bands, model {self.num_bands}"
+            )
+        for name, per_band in (("wavelengths_nm", self.wavelengths_nm), ("fwhm_nm", self.fwhm_nm)):
+            if per_band is not None and len(per_band) != self.num_bands:
+                problems.append(f"{len(per_band)} {name} for {self.num_bands} bands")
+        values = [c.value for c in self.classes]
+        if values != list(range(1, len(values) + 1)):
+            problems.append("class values must be 1..N in order")
+        if len(values) < 2:
+            problems.append("a classifier needs at least 2 classes")
+        arch = self.architecture
+        if arch.get("num_bands") != self.num_bands or arch.get("num_classes") != self.num_classes:
+            problems.append("architecture band/class counts disagree with bands/classes")
+        if arch.get("patch_size") != self.patch_size:
+            problems.append("architecture patch_size disagrees with patch.size")
+        if problems:
+            raise ModelMetadataError(f"{source}: inconsistent metadata: {'; '.join(problems)}")

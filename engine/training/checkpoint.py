@@ -1,0 +1,132 @@
+"""Training run folders: checkpoint (weights-only), config and metrics files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import FactoFormerConfig, TrainingRecipe
+from ..data.classes import ClassInfo
+from ..data.normalization import MinMaxNormalization
+from ..data.scenes import Scene
+from ..errors import ModelLoadError
+from ..metrics import ClassificationMetrics
+from ..models import FactoFormer, count_parameters
+from .trainer import TrainingResult
+
+CHECKPOINT_FORMAT = "factoformer-checkpoint/1"
+CHECKPOINT_NAME = "checkpoint.pt"
+CONFIG_NAME = "config.json"
+METRICS_NAME = "metrics.json"
+
+
+@dataclass
+class Checkpoint:
+    """A trained model with everything export needs to describe it."""
+
+    model: FactoFormer
+    normalization: MinMaxNormalization
+    classes: tuple[ClassInfo, ...]
+    band_names: tuple[str, ...]
+    wavelengths_nm: tuple[float, ...] | None
+    training: dict[str, Any]
+
+    @property
+    def config(self) -> FactoFormerConfig:
+        return self.model.config
+
+
+def training_record(scene: Scene, recipe: TrainingRecipe, result: TrainingResult) -> dict[str, Any]:
+    """Provenance of a run: data, split, recipe, seed, time and software."""
+    return {
+        "dataset": scene.name,
+        "source": scene.source,
+        "split": scene.split,
+        "train_pixels": int((scene.train_labels > 0).sum()),
+        "recipe": recipe.to_dict(),
+        "seed": recipe.seed,
+        "pretraining": None,
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "software": {"torch": str(torch.__version__), "python": platform.python_version()},
+    }
+
+
+def save_run(
+    output_dir: str | os.PathLike[str],
+    scene: Scene,
+    recipe: TrainingRecipe,
+    result: TrainingResult,
+    test_metrics: ClassificationMetrics | None,
+) -> Path:
+    """Write ``checkpoint.pt``, ``config.json`` and ``metrics.json``; returns the folder."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    training = training_record(scene, recipe, result)
+    torch.save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "state_dict": result.model.state_dict(),
+            "config": result.model.config.to_dict(),
+            "normalization": result.normalization.to_dict(),
+            "classes": [c.to_dict() for c in scene.classes],
+            "band_names": list(scene.band_names),
+            "wavelengths_nm": list(scene.wavelengths_nm) if scene.wavelengths_nm else None,
+            "training": training,
+        },
+        out / CHECKPOINT_NAME,
+    )
+    config = {
+        "model": result.model.config.to_dict(),
+        "parameters": count_parameters(result.model),
+        "training": training,
+    }
+    (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    metrics: dict[str, Any] = {"history": result.history}
+    if test_metrics is not None:
+        metrics["test"] = test_metrics.to_dict([c.name for c in scene.classes])
+    (out / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
+    return out
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Load a checkpoint file (or a run folder) without executing any pickled code."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.exists():
+        raise ModelLoadError(f"checkpoint not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or unsafe files
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = next(
+            (line for line in lines if "Unpickler error" in line), lines[0] if lines else ""
+        )
+        raise ModelLoadError(f"cannot load checkpoint {path} as weights only: {reason}") from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise ModelLoadError(f"{path} is not a FactoFormer checkpoint ({CHECKPOINT_FORMAT})")
+    model = FactoFormer(FactoFormerConfig.from_dict(data["config"]))
+    model.load_state_dict(data["state_dict"])
+    model.eval()
+    wavelengths = data.get("wavelengths_nm")
+    return Checkpoint(
+        model=model,
+        normalization=MinMaxNormalization.from_dict(data["normalization"]),
+        classes=tuple(ClassInfo.from_dict(c) for c in data["classes"]),
+        band_names=tuple(data["band_names"]),
+        wavelengths_nm=tuple(wavelengths) if wavelengths else None,
+        training=data["training"],
+    )
+
+
+def load_metrics(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``metrics.json`` of a run folder, or an empty dict."""
+    path = Path(run_dir) / METRICS_NAME
+    return json.loads(path.read_text()) if path.exists() else {}

@@ -1,0 +1,234 @@
+"""Processing algorithm ``factoformer:classify``: the single source of truth for classifying.
+
+The toolbox, batch mode, the Modeler, ``qgis_process`` and the plugin's dock all run this
+algorithm. Its body only turns parameters into engine arguments, adapts the feedback
+object and styles the loaded output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsRasterLayer,
+)
+
+from ..engine import SHIPPED_MODEL
+
+HELP = {
+    "INPUT": "Hyperspectral raster to classify (GeoTIFF, ENVI, VRT, ... read through GDAL). "
+    "Its band count (and wavelengths, when both the raster and the model know them) must "
+    "match the model. Pixels that are no-data in any band, NaN or infinite get class 0.",
+    "MODEL": "FactoFormer ONNX model exported by this plugin's engine. Its metadata holds the "
+    "band list, normalisation, patch size and class table. Default: the shipped Indian Pines "
+    "model (AVIRIS, 200 bands, 16 classes).",
+    "MASK": "Optional raster on the same grid: pixels where it is 0 or no-data are not "
+    "classified (class 0).",
+    "OUTPUT": "Class map (GeoTIFF, Byte): 0 = no-data, 1..N = the model's classes, with colour "
+    "table, class names and a .qml style beside it.",
+    "CONFIDENCE": "Optional Float32 raster with the probability of the predicted class "
+    "(-1 = no-data).",
+    "PROBABILITIES": "Optional Float32 raster with one band per class (band descriptions = "
+    "class names), each the class probability (-1 = no-data).",
+    "BATCH_SIZE": "Patches sent to ONNX Runtime per call. Larger batches are slightly faster "
+    "and need more memory (about 0.2 MB per patch for a 200-band model).",
+}
+
+
+class _ApplyClassStyle(QgsProcessingLayerPostProcessorInterface):
+    """Loads the class map's ``.qml`` into the layer that Processing adds to the project."""
+
+    def __init__(self, qml: Path) -> None:
+        super().__init__()
+        self.qml = qml
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API)
+        if isinstance(layer, QgsRasterLayer) and self.qml.exists():
+            layer.loadNamedStyle(str(self.qml))
+            layer.triggerRepaint()
+
+
+class _EngineFeedback:
+    """Adapts a QgsProcessingFeedback to the engine's Feedback protocol."""
+
+    def __init__(self, feedback: QgsProcessingFeedback) -> None:
+        self.feedback = feedback
+
+    def set_progress(self, fraction: float) -> None:
+        self.feedback.setProgress(100.0 * fraction)
+
+    def is_cancelled(self) -> bool:
+        return self.feedback.isCanceled()
+
+
+class ClassifyAlgorithm(QgsProcessingAlgorithm):
+    """Classify a hyperspectral raster with a FactoFormer ONNX model."""
+
+    INPUT = "INPUT"
+    MODEL = "MODEL"
+    MASK = "MASK"
+    OUTPUT = "OUTPUT"
+    CONFIDENCE = "CONFIDENCE"
+    PROBABILITIES = "PROBABILITIES"
+    BATCH_SIZE = "BATCH_SIZE"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._post_processors: list[_ApplyClassStyle] = []
+
+    def createInstance(self) -> ClassifyAlgorithm:  # noqa: N802
+        return ClassifyAlgorithm()
+
+    def name(self) -> str:
+        return "classify"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Classify hyperspectral raster"
+
+    def group(self) -> str:
+        return "Classification"
+
+    def groupId(self) -> str:  # noqa: N802
+        return "classification"
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return (
+            "Produces a land-cover map from a hyperspectral raster with a FactoFormer "
+            "transformer (ONNX). The raster is processed tile by tile, so memory stays "
+            "bounded whatever its size, and the outputs appear only when the run succeeds. "
+            "Each parameter's help says what it expects."
+        )
+
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
+        params: list[QgsProcessingParameterDefinition] = [
+            QgsProcessingParameterRasterLayer(self.INPUT, "Hyperspectral raster"),
+            QgsProcessingParameterFile(
+                self.MODEL,
+                "FactoFormer model (ONNX)",
+                behavior=QgsProcessingParameterFile.File,
+                extension="onnx",
+                defaultValue=str(SHIPPED_MODEL),
+            ),
+            QgsProcessingParameterRasterLayer(self.MASK, "Mask (0 = skip)", optional=True),
+            QgsProcessingParameterRasterDestination(self.OUTPUT, "Class map"),
+            QgsProcessingParameterRasterDestination(
+                self.CONFIDENCE, "Confidence", optional=True, createByDefault=False
+            ),
+            QgsProcessingParameterRasterDestination(
+                self.PROBABILITIES, "Class probabilities", optional=True, createByDefault=False
+            ),
+        ]
+        batch = QgsProcessingParameterNumber(
+            self.BATCH_SIZE, "Batch size", QgsProcessingParameterNumber.Integer, 256,
+            minValue=1, maxValue=65536,
+        )  # fmt: skip
+        batch.setFlags(batch.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        params.append(batch)
+        for param in params:
+            param.setHelp(HELP[param.name()])
+            self.addParameter(param)
+        self.addOutput(QgsProcessingOutputNumber("CLASSIFIED_PIXELS", "Classified pixels"))
+        self.addOutput(QgsProcessingOutputNumber("NODATA_PIXELS", "No-data pixels"))
+        self.addOutput(QgsProcessingOutputString("MODEL_ID", "Model identifier"))
+
+    def processAlgorithm(  # noqa: N802
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> dict[str, Any]:
+        try:
+            from ..engine.errors import CancelledError, EngineError
+            from ..engine.infer.classify import TiledClassifier
+            from ..engine.infer.model import OnnxClassifier
+        except ImportError as exc:
+            raise QgsProcessingException(
+                f"the FactoFormer engine cannot start: {exc}. Install its dependencies in "
+                "QGIS's Python: python3 -m pip install onnxruntime 'numpy<2'"
+            ) from None
+
+        raster = self._gdal_source(parameters, self.INPUT, context, "input")
+        mask = self._gdal_source(parameters, self.MASK, context, "mask", optional=True)
+        model_path = self.parameterAsFile(parameters, self.MODEL, context)
+        if not model_path:
+            raise QgsProcessingException("no model given")
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        confidence = self._optional_output(parameters, self.CONFIDENCE, context)
+        probabilities = self._optional_output(parameters, self.PROBABILITIES, context)
+        batch_size = self.parameterAsInt(parameters, self.BATCH_SIZE, context)
+
+        try:
+            model = OnnxClassifier(model_path)
+            feedback.pushInfo(
+                f"Model {model.metadata.model_id} v{model.metadata.model_version}: "
+                f"{model.metadata.num_bands} bands, {model.metadata.num_classes} classes"
+            )
+            report = TiledClassifier(model, batch_size=batch_size).classify(
+                raster,
+                output,
+                confidence=confidence,
+                probabilities=probabilities,
+                mask=mask,
+                feedback=_EngineFeedback(feedback),
+            )
+        except CancelledError:
+            raise QgsProcessingException("Cancelled by the user; no output was written.") from None
+        except EngineError as exc:
+            raise QgsProcessingException(str(exc)) from None
+
+        feedback.pushInfo(
+            f"Classified {report.classified_pixels} pixels ({report.nodata_pixels} no-data) in "
+            f"{report.seconds:.1f} s ({report.pixels_per_second:.0f} pixels/s)"
+        )
+        if context.willLoadLayerOnCompletion(output):
+            styler = _ApplyClassStyle(Path(output).with_suffix(".qml"))
+            self._post_processors.append(styler)  # must outlive this call
+            context.layerToLoadOnCompletionDetails(output).setPostProcessor(styler)
+        return {
+            self.OUTPUT: output,
+            self.CONFIDENCE: confidence,
+            self.PROBABILITIES: probabilities,
+            "CLASSIFIED_PIXELS": report.classified_pixels,
+            "NODATA_PIXELS": report.nodata_pixels,
+            "MODEL_ID": report.model_id,
+        }
+
+    def _gdal_source(
+        self,
+        parameters: dict[str, Any],
+        name: str,
+        context: QgsProcessingContext,
+        what: str,
+        optional: bool = False,
+    ) -> str | None:
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            if optional and not parameters.get(name):
+                return None
+            raise QgsProcessingException(self.invalidRasterError(parameters, name))
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(
+                f"the {what} layer '{layer.name()}' is not a file raster (provider "
+                f"{layer.providerType()}); save it as GeoTIFF first"
+            )
+        return layer.source()
+
+    def _optional_output(
+        self, parameters: dict[str, Any], name: str, context: QgsProcessingContext
+    ) -> str | None:
+        if parameters.get(name) in (None, ""):
+            return None
+        return self.parameterAsOutputLayer(parameters, name, context) or None

@@ -1,0 +1,183 @@
+"""Dock panel: pick a raster and a model, check that they fit, classify in the background.
+
+The panel runs the Processing algorithm ``factoformer:classify`` in a QGIS task, so the
+result is exactly what the toolbox, batch mode and ``qgis_process`` produce.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qgis.core import (
+    QgsApplication,
+    QgsMapLayerProxyModel,
+    QgsProcessingAlgRunnerTask,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProject,
+    QgsRasterLayer,
+)
+from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
+from qgis.PyQt.QtWidgets import (
+    QCheckBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .engine import SHIPPED_MODEL
+
+ALGORITHM_ID = "factoformer:classify"
+
+
+class ClassifyDock(QgsDockWidget):
+    """Dock widget that classifies the chosen raster layer with the chosen model."""
+
+    def __init__(self, iface) -> None:
+        super().__init__("FactoFormer classification", iface.mainWindow())
+        self.iface = iface
+        self.setObjectName("FactoFormerClassifyDock")
+        self.task: QgsProcessingAlgRunnerTask | None = None
+        self.context: QgsProcessingContext | None = None
+        self.feedback: QgsProcessingFeedback | None = None
+        self._model_cache: dict[str, Any] = {}
+
+        self.layer_combo = QgsMapLayerComboBox()
+        self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.model_widget = QgsFileWidget()
+        self.model_widget.setFilter("ONNX models (*.onnx)")
+        self.model_widget.setFilePath(str(SHIPPED_MODEL))
+        self.model_info = QLabel()
+        self.model_info.setWordWrap(True)
+        self.output_widget = QgsFileWidget()
+        self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
+        self.output_widget.setFilter("GeoTIFF (*.tif)")
+        self.output_widget.lineEdit().setPlaceholderText("[temporary file]")
+        self.confidence_check = QCheckBox("Also write a confidence raster")
+        self.run_button = QPushButton("Classify")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Raster", self.layer_combo)
+        form.addRow("Model", self.model_widget)
+        form.addRow("", self.model_info)
+        form.addRow("Class map", self.output_widget)
+        form.addRow("", self.confidence_check)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout()
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+        body = QWidget()
+        body.setLayout(layout)
+        self.setWidget(body)
+
+        self.layer_combo.layerChanged.connect(self.check_inputs)
+        self.model_widget.fileChanged.connect(self.check_inputs)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.check_inputs()
+
+    def _metadata(self, path: str):
+        """Model metadata, cached per file; raises the engine's errors."""
+        if path not in self._model_cache:
+            from .engine.infer.model import OnnxClassifier
+
+            self._model_cache[path] = OnnxClassifier(path).metadata
+        return self._model_cache[path]
+
+    def check_inputs(self, *_: Any) -> bool:
+        """Describe the model, compare it with the layer, enable Classify when they fit."""
+        ok = False
+        path = self.model_widget.filePath()
+        try:
+            meta = self._metadata(path)
+        except ImportError as exc:
+            self.model_info.setText(f"The engine cannot start: {exc}")
+        except Exception as exc:  # engine errors: bad file, bad metadata
+            self.model_info.setText(f"<span style='color:#c0392b'>{exc}</span>")
+        else:
+            test = meta.metrics.get("test", {})
+            accuracy = f", test OA {100 * test['overall_accuracy']:.1f} %" if test else ""
+            text = (f"{meta.model_id}: {meta.num_bands} bands, {meta.num_classes} classes"
+                    f"{accuracy}")  # fmt: skip
+            layer = self.layer_combo.currentLayer()
+            if layer is None:
+                text += "<br>Add a raster layer to the project to classify it."
+            elif layer.bandCount() != meta.num_bands:
+                text += (f"<br><span style='color:#c0392b'>The layer has {layer.bandCount()} "
+                         f"bands; this model needs {meta.num_bands}.</span>")  # fmt: skip
+            else:
+                ok = True
+            self.model_info.setText(text)
+        self.run_button.setEnabled(ok and self.task is None)
+        return ok
+
+    def run(self) -> None:
+        """Start the classification as a background task."""
+        layer = self.layer_combo.currentLayer()
+        if layer is None or not self.check_inputs():
+            return
+        params = {
+            "INPUT": layer.source(),
+            "MODEL": self.model_widget.filePath(),
+            "OUTPUT": self.output_widget.filePath() or "TEMPORARY_OUTPUT",
+            "CONFIDENCE": "TEMPORARY_OUTPUT" if self.confidence_check.isChecked() else None,
+        }
+        if params["CONFIDENCE"] and self.output_widget.filePath():
+            params["CONFIDENCE"] = str(Path(params["OUTPUT"]).with_name(
+                Path(params["OUTPUT"]).stem + "_confidence.tif"))  # fmt: skip
+        algorithm = QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM_ID)
+        self.context = QgsProcessingContext()
+        self.context.setProject(QgsProject.instance())
+        self.feedback = QgsProcessingFeedback()
+        self.feedback.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
+        self.task = QgsProcessingAlgRunnerTask(algorithm, params, self.context, self.feedback)
+        self.task.executed.connect(lambda ok, results: self._finished(ok, results, layer.name()))
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setValue(0)
+        self.status.setText(f"Classifying {layer.name()}...")
+        QgsApplication.taskManager().addTask(self.task)
+
+    def _finished(self, ok: bool, results: dict[str, Any], layer_name: str) -> None:
+        log = self.feedback.textLog().strip().splitlines() if self.feedback else []
+        self.task = None
+        self.cancel_button.setEnabled(False)
+        if not ok:
+            self.status.setText(f"<span style='color:#c0392b'>{log[-1] if log else 'Failed'}</span>")
+            self.check_inputs()
+            return
+        for key, suffix in (("CONFIDENCE", "confidence"), ("OUTPUT", "land cover")):
+            if results.get(key):
+                layer = QgsRasterLayer(results[key], f"{layer_name} {suffix}")  # loads the .qml
+                QgsProject.instance().addMapLayer(layer)
+        self.progress.setValue(100)
+        self.status.setText(log[-1] if log else "Done")
+        self.iface.messageBar().pushSuccess("FactoFormer", f"{layer_name} classified")
+        self.check_inputs()
+
+    def cancel(self) -> None:
+        """Ask the running classification to stop (no output is left behind)."""
+        if self.feedback is not None:
+            self.feedback.cancel()
+
+    def shutdown(self) -> None:
+        """Cancel a running task before the plugin unloads."""
+        if self.task is not None:
+            self.cancel()
+            self.task.waitForFinished(10000)

@@ -1,0 +1,129 @@
+"""ONNX export: parity with PyTorch, dynamic batch, metadata schema and its validation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from helpers import REPO
+
+from engine.data.prepared import PreparedScene
+from engine.errors import ModelLoadError, ModelMetadataError
+from engine.evaluation import evaluate_labels
+from engine.export.onnx import max_logit_difference
+from engine.infer.model import OnnxClassifier
+from engine.metadata import SCHEMA_VERSION, ModelMetadata
+from engine.training.checkpoint import load_checkpoint
+
+
+def test_onnx_matches_pytorch_on_real_indian_pines_patches(ip_smoke_model):
+    ckpt = load_checkpoint(ip_smoke_model.run_dir)
+    scene = ip_smoke_model.scene
+    prepared = PreparedScene.from_scene(scene, 7, ckpt.normalization)
+    rows, cols, _ = scene.pixels(scene.test_labels)
+    pick = np.random.default_rng(0).choice(len(rows), 300, replace=False)
+    patches = prepared.extractor(rows[pick], cols[pick])
+    assert max_logit_difference(ckpt, ip_smoke_model.onnx, patches) <= 1e-4
+
+
+@pytest.mark.parametrize("batch", [1, 37])
+def test_batch_axis_is_dynamic(ip_smoke_model, batch):
+    model = OnnxClassifier(ip_smoke_model.onnx)
+    patches = np.random.default_rng(batch).random((batch, 200, 7, 7), dtype=np.float32)
+    probs = model.probabilities(patches)
+    assert probs.shape == (batch, 16)
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
+def test_metadata_describes_the_model(ip_smoke_model):
+    meta = OnnxClassifier(ip_smoke_model.onnx).metadata
+    ckpt = load_checkpoint(ip_smoke_model.run_dir)
+    assert meta.model_id == "ip-smoke" and meta.model_type == "FactoFormer"
+    assert meta.num_bands == 200 and meta.band_names == ckpt.band_names
+    assert meta.patch_size == 7 and meta.padding == "symmetric"
+    assert [c.name for c in meta.classes] == [c.name for c in ckpt.classes]
+    assert np.array_equal(meta.normalization.minimum, ckpt.normalization.minimum)
+    assert meta.training["seed"] == 0 and meta.training["recipe"]["batch_size"] == 32
+    assert meta.training["dataset"] == "indian_pines"
+    assert 0 <= meta.metrics["test"]["overall_accuracy"] <= 1
+    props = {p.key: p.value for p in onnx.load(str(ip_smoke_model.onnx)).metadata_props}
+    assert json.loads(props["schema_version"]) == SCHEMA_VERSION
+    assert {type(json.loads(v)) for v in props.values()} <= {dict, list, str, int}
+
+
+def test_onnx_evaluation_equals_pytorch_evaluation(ip_smoke_model):
+    model = OnnxClassifier(ip_smoke_model.onnx)
+    scene = ip_smoke_model.scene
+    prepared = PreparedScene.from_scene(scene, 7, model.metadata.normalization)
+    onnx_metrics = evaluate_labels(model.logits, prepared, scene.test_labels)
+    saved = json.loads((ip_smoke_model.run_dir / "metrics.json").read_text())["test"]
+    assert onnx_metrics.confusion.tolist() == saved["confusion_matrix"]
+
+
+def _rewrite(src, dst, edit):
+    proto = onnx.load(str(src))
+    props = {p.key: p.value for p in proto.metadata_props}
+    props = edit(props)
+    del proto.metadata_props[:]
+    for k, v in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(proto, str(dst))
+    return dst
+
+
+def test_model_without_metadata_is_refused(tiny_model, tmp_path):
+    bare = _rewrite(tiny_model.onnx, tmp_path / "bare.onnx", lambda p: {})
+    with pytest.raises(ModelMetadataError, match="no FactoFormer metadata") as exc:
+        OnnxClassifier(bare)
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda p: {**p, "schema_version": "99"}, "schema 99"),
+        (lambda p: {k: v for k, v in p.items() if k != "classes"}, "'classes' is missing"),
+        (lambda p: {**p, "bands": "{not json"}, "not valid JSON"),
+        (lambda p: {**p, "classes": json.dumps(json.loads(p["classes"])[:2])}, "class counts"),
+        (lambda p: {**p, "normalization": json.dumps(
+            {**json.loads(p["normalization"]), "minimum": [0.0], "maximum": [1.0], "fill": [0.5]}
+        )}, "normalisation has 1 bands"),
+    ],
+)  # fmt: skip
+def test_invalid_metadata_is_refused_with_reason(tiny_model, tmp_path, edit, message):
+    broken = _rewrite(tiny_model.onnx, tmp_path / "broken.onnx", edit)
+    with pytest.raises(ModelMetadataError, match=message):
+        OnnxClassifier(broken)
+
+
+def test_corrupt_or_missing_model_file_is_refused(tmp_path):
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x08\x07garbage" * 100)
+    with pytest.raises(ModelLoadError, match="not a valid ONNX model"):
+        OnnxClassifier(corrupt)
+    with pytest.raises(ModelLoadError, match="not found"):
+        OnnxClassifier(tmp_path / "missing.onnx")
+
+
+def test_metadata_round_trip(tiny_model):
+    meta = OnnxClassifier(tiny_model.onnx).metadata
+    again = ModelMetadata.from_properties(meta.to_properties())
+    assert again.to_properties() == meta.to_properties()
+    assert meta.wavelengths_nm is not None and len(meta.wavelengths_nm) == 12
+
+
+def test_cli_export_reports_parity(ip_smoke_model, tmp_path):
+    out = tmp_path / "cli.onnx"
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine", "export", str(ip_smoke_model.run_dir), "--output",
+         str(out), "--model-id", "cli-test"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "max |logit| difference" in proc.stdout
+    assert OnnxClassifier(out).metadata.model_id == "cli-test"

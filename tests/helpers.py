@@ -1,0 +1,102 @@
+"""Helpers that write small real rasters and train tiny real models for the tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal, osr
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+BUNDLED_SCENE = REPO / "resources" / "indian_pines" / "indian_pines.tif"
+BUNDLED_TEST = REPO / "resources" / "indian_pines" / "indian_pines_test.tif"
+SHIPPED_MODEL = REPO / "models" / "factoformer_indian_pines.onnx"
+GEOTRANSFORM = (500000.0, 30.0, 0.0, 5800000.0, 0.0, -30.0)
+GDAL_TYPES = {
+    np.dtype("uint8"): gdal.GDT_Byte,
+    np.dtype("int16"): gdal.GDT_Int16,
+    np.dtype("uint16"): gdal.GDT_UInt16,
+    np.dtype("float32"): gdal.GDT_Float32,
+}
+
+gdal.UseExceptions()
+
+
+def write_raster(
+    path: Path,
+    data: np.ndarray,
+    nodata: float | None = None,
+    wavelengths_nm: list[float] | None = None,
+    driver: str = "GTiff",
+    georeferenced: bool = True,
+    options: list[str] | None = None,
+) -> Path:
+    """Write a (bands, rows, cols) or (rows, cols) array with EPSG:32633 georeferencing."""
+    data = data if data.ndim == 3 else data[None]
+    bands, rows, cols = data.shape
+    ds = gdal.GetDriverByName(driver).Create(
+        str(path), cols, rows, bands, GDAL_TYPES[data.dtype], options or []
+    )
+    if georeferenced:
+        ds.SetGeoTransform(GEOTRANSFORM)
+        srs = osr.SpatialReference()
+        srs.ImportFromEPSG(32633)
+        ds.SetProjection(srs.ExportToWkt())
+    for b in range(bands):
+        band = ds.GetRasterBand(b + 1)
+        band.WriteArray(data[b])
+        if nodata is not None:
+            band.SetNoDataValue(nodata)
+        if wavelengths_nm is not None:
+            band.SetMetadataItem("wavelength", str(wavelengths_nm[b]))
+            band.SetMetadataItem("wavelength_units", "nm")
+            band.SetDescription(f"band {b + 1} ({wavelengths_nm[b]:g} nm)")
+    ds = None
+    return path
+
+
+def read_raster(path: Path) -> np.ndarray:
+    """All bands as an array: (rows, cols) for one band, else (bands, rows, cols)."""
+    ds = gdal.Open(str(path))
+    return ds.ReadAsArray()
+
+
+def synthetic_cube(rows: int = 24, cols: int = 30, bands: int = 12, seed: int = 0):
+    """A cube of three spectrally distinct vertical stripes; returns (cube, class map).
+
+    cube: (bands, rows, cols) int16 reflectance-like values; classes: (rows, cols) 1..3.
+    """
+    rng = np.random.default_rng(seed)
+    classes = np.repeat(np.repeat(np.arange(1, 4), -(-cols // 3))[None, :cols], rows, axis=0)
+    x = np.linspace(0, 1, bands)
+    spectra = np.stack([1000 + 3000 * x, 4000 - 2500 * x, 2000 + 1500 * np.sin(6 * x)])
+    cube = spectra[classes - 1].transpose(2, 0, 1) + rng.normal(0, 80, (bands, rows, cols))
+    return cube.astype(np.int16), classes.astype(np.int32)
+
+
+WAVELENGTHS = [450.0 + 40.0 * i for i in range(12)]
+
+
+@contextlib.contextmanager
+def unwritable_folder(parent: Path):
+    """A folder nobody can write to, root included (chmod, else chattr +i, else /proc/sys)."""
+    folder = parent / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    immutable = False
+    try:
+        if os.access(folder, os.W_OK):  # root ignores permission bits
+            chattr = subprocess.run(["chattr", "+i", str(folder)], capture_output=True)
+            immutable = chattr.returncode == 0
+        if os.access(folder, os.W_OK):
+            yield Path("/proc/sys")  # kernel-enforced, read-only for every user
+        else:
+            yield folder
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(0o700)
