@@ -78,8 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_scene_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("scene (a benchmark scene, or a raster with label rasters)")
     g.add_argument("--dataset", choices=("indian_pines", "pavia_university", "houston2013"))
-    g.add_argument("--data-root", type=Path, help="folder laid out like shared/data "
-                   "(Indian Pines default: the bundled scene)")  # fmt: skip
+    g.add_argument(
+        "--data-root",
+        type=Path,
+        help="folder laid out like shared/data (Indian Pines default: the bundled scene)",
+    )
     g.add_argument("--cube", type=Path, help="cube file for Pavia University / Houston 2013")
     g.add_argument("--raster", type=Path, help="any GDAL raster")
     g.add_argument("--train-labels", type=Path, help="label raster of the training pixels")
@@ -127,9 +130,11 @@ def _train(args: argparse.Namespace) -> int:
         **({"learning_rate": args.lr} if args.lr else {}),
     )
     out = args.output_dir or Path("runs") / f"{scene.name}-seed{args.seed}"
-    print(f"training on {scene.name}: {(scene.train_labels > 0).sum()} pixels, "
-          f"{scene.num_bands} bands, {scene.num_classes} classes; recipe {recipe.to_dict()}",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"training on {scene.name}: {(scene.train_labels > 0).sum()} pixels, "
+        f"{scene.num_bands} bands, {scene.num_classes} classes; recipe {recipe.to_dict()}",
+        file=sys.stderr,
+    )
     prepared = PreparedScene.from_scene(scene, patch_size=7)
     result = train(prepared, recipe, show_progress=not args.quiet)
     metrics = None
@@ -203,8 +208,10 @@ def _export(args: argparse.Namespace) -> int:
         c = ckpt.config
         patches = rng.random((64, c.num_bands, c.patch_size, c.patch_size), dtype=np.float32)
     diff = max_logit_difference(ckpt, path, patches)
-    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB); max |logit| difference "
-          f"ONNX Runtime vs PyTorch on {len(patches)} patches: {diff:.2e}")  # fmt: skip
+    print(
+        f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB); max |logit| difference "
+        f"ONNX Runtime vs PyTorch on {len(patches)} patches: {diff:.2e}"
+    )
     return 0 if diff <= 1e-4 else 3
 
 
@@ -224,9 +231,11 @@ def _classify(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         feedback=feedback,
     )
-    print(f"wrote {report.class_map}: {report.classified_pixels} pixels classified, "
-          f"{report.nodata_pixels} no-data, {report.seconds:.1f} s "
-          f"({report.pixels_per_second:.0f} pixels/s)")  # fmt: skip
+    print(
+        f"wrote {report.class_map}: {report.classified_pixels} pixels classified, "
+        f"{report.nodata_pixels} no-data, {report.seconds:.1f} s "
+        f"({report.pixels_per_second:.0f} pixels/s)"
+    )
     return 0
 
 
@@ -240,8 +249,10 @@ def _info(args: argparse.Namespace) -> int:
     print(f"  patch: {meta.patch_size}x{meta.patch_size}, padding {meta.padding}")
     print(f"  trained on: {meta.training.get('dataset')} ({meta.training.get('split')})")
     if test:
-        print(f"  test OA {100 * test['overall_accuracy']:.2f}  AA "
-              f"{100 * test['average_accuracy']:.2f}  kappa {100 * test['kappa']:.2f}")  # fmt: skip
+        print(
+            f"  test OA {100 * test['overall_accuracy']:.2f}  AA "
+            f"{100 * test['average_accuracy']:.2f}  kappa {100 * test['kappa']:.2f}"
+        )
     for c in meta.classes:
         print(f"  {c.value:3d} {c.color} {c.name}")
     return 0

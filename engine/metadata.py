@@ -20,9 +20,20 @@ SCHEMA_VERSION = 1
 MODEL_TYPES = ("FactoFormer",)
 PADDING_MODES = ("symmetric",)
 REQUIRED_KEYS = (
-    "schema_version", "model_type", "model_id", "model_version", "architecture", "input",
-    "output", "bands", "normalization", "patch", "classes", "nodata", "training",
-)  # fmt: skip
+    "schema_version",
+    "model_type",
+    "model_id",
+    "model_version",
+    "architecture",
+    "input",
+    "output",
+    "bands",
+    "normalization",
+    "patch",
+    "classes",
+    "nodata",
+    "training",
+)
 OPTIONAL_KEYS = ("description", "metrics")
 
 
@@ -70,8 +81,11 @@ class ModelMetadata:
                 "layout": "batch, band, row, column",
                 "dtype": "float32",
             },
-            "output": {"name": self.output_name, "shape": ["batch", self.num_classes],
-                       "kind": "logits"},
+            "output": {
+                "name": self.output_name,
+                "shape": ["batch", self.num_classes],
+                "kind": "logits",
+            },
             "bands": {
                 "count": self.num_bands,
                 "names": list(self.band_names),
@@ -88,7 +102,7 @@ class ModelMetadata:
             },
             "training": self.training,
             "metrics": self.metrics,
-        }  # fmt: skip
+        }
         return {k: json.dumps(v, ensure_ascii=False) for k, v in values.items()}
 
     @classmethod

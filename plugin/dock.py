@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from qgis.core import (
+    Qgis,
     QgsApplication,
     QgsMapLayerProxyModel,
     QgsProcessingAlgRunnerTask,
@@ -113,14 +114,15 @@ class ClassifyDock(QgsDockWidget):
         else:
             test = meta.metrics.get("test", {})
             accuracy = f", test OA {100 * test['overall_accuracy']:.1f} %" if test else ""
-            text = (f"{meta.model_id}: {meta.num_bands} bands, {meta.num_classes} classes"
-                    f"{accuracy}")  # fmt: skip
+            text = f"{meta.model_id}: {meta.num_bands} bands, {meta.num_classes} classes{accuracy}"
             layer = self.layer_combo.currentLayer()
             if layer is None:
                 text += "<br>Add a raster layer to the project to classify it."
             elif layer.bandCount() != meta.num_bands:
-                text += (f"<br><span style='color:#c0392b'>The layer has {layer.bandCount()} "
-                         f"bands; this model needs {meta.num_bands}.</span>")  # fmt: skip
+                text += (
+                    f"<br><span style='color:#c0392b'>The layer has {layer.bandCount()} "
+                    f"bands; this model needs {meta.num_bands}.</span>"
+                )
             else:
                 ok = True
             self.model_info.setText(text)
@@ -139,8 +141,9 @@ class ClassifyDock(QgsDockWidget):
             "CONFIDENCE": "TEMPORARY_OUTPUT" if self.confidence_check.isChecked() else None,
         }
         if params["CONFIDENCE"] and self.output_widget.filePath():
-            params["CONFIDENCE"] = str(Path(params["OUTPUT"]).with_name(
-                Path(params["OUTPUT"]).stem + "_confidence.tif"))  # fmt: skip
+            params["CONFIDENCE"] = str(
+                Path(params["OUTPUT"]).with_name(Path(params["OUTPUT"]).stem + "_confidence.tif")
+            )
         algorithm = QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM_ID)
         self.context = QgsProcessingContext()
         self.context.setProject(QgsProject.instance())
@@ -159,7 +162,9 @@ class ClassifyDock(QgsDockWidget):
         self.task = None
         self.cancel_button.setEnabled(False)
         if not ok:
-            self.status.setText(f"<span style='color:#c0392b'>{log[-1] if log else 'Failed'}</span>")
+            self.status.setText(
+                f"<span style='color:#c0392b'>{log[-1] if log else 'Failed'}</span>"
+            )
             self.check_inputs()
             return
         for key, suffix in (("CONFIDENCE", "confidence"), ("OUTPUT", "land cover")):
@@ -168,7 +173,9 @@ class ClassifyDock(QgsDockWidget):
                 QgsProject.instance().addMapLayer(layer)
         self.progress.setValue(100)
         self.status.setText(log[-1] if log else "Done")
-        self.iface.messageBar().pushSuccess("FactoFormer", f"{layer_name} classified")
+        self.iface.messageBar().pushMessage(
+            "FactoFormer", f"{layer_name} classified", level=Qgis.Success, duration=5
+        )
         self.check_inputs()
 
     def cancel(self) -> None:

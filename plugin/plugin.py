@@ -39,7 +39,9 @@ class FactoFormerPlugin:
         self.dock = ClassifyDock(self.iface)
         self.dock.setVisible(False)
         self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
-        self.action = QAction(QIcon(str(ICON)), "FactoFormer classification", self.iface.mainWindow())
+        self.action = QAction(
+            QIcon(str(ICON)), "FactoFormer classification", self.iface.mainWindow()
+        )
         self.action.setCheckable(True)
         self.action.setToolTip("Classify a hyperspectral raster with FactoFormer")
         self.action.toggled.connect(self.dock.setVisible)

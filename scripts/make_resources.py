@@ -46,11 +46,13 @@ def main() -> None:
         str(out / "indian_pines.tif"), cols, rows, bands, gdal.GDT_Int16, CUBE_OPTIONS
     )
     ds.SetGeoTransform(geotransform)
-    ds.SetMetadata({
-        "SOURCE": INDIAN_PINES_CREDIT,
-        "GEOREFERENCING": "none: nominal 20 m pixel grid without a CRS",
-        "UNITS": "AVIRIS radiance, scaled integers as distributed",
-    })  # fmt: skip
+    ds.SetMetadata(
+        {
+            "SOURCE": INDIAN_PINES_CREDIT,
+            "GEOREFERENCING": "none: nominal 20 m pixel grid without a CRS",
+            "UNITS": "AVIRIS radiance, scaled integers as distributed",
+        }
+    )
     for b, name in enumerate(scene.band_names):
         band = ds.GetRasterBand(b + 1)
         band.WriteArray(scene.cube[:, :, b].astype(np.int16))

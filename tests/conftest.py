@@ -73,9 +73,16 @@ def tiny_model(tmp_path_factory, synthetic_scene_files) -> TrainedFixture:
     files = synthetic_scene_files
     scene = load_raster_scene(files["raster"], files["train"], files["test"], name="synthetic")
     config = FactoFormerConfig(
-        num_bands=12, num_classes=3, pixel_dim=16, pixel_depth=1, pixel_heads=2,
-        band_dim=8, band_depth=1, band_heads=2, fusion_dim=16,
-    )  # fmt: skip
+        num_bands=12,
+        num_classes=3,
+        pixel_dim=16,
+        pixel_depth=1,
+        pixel_heads=2,
+        band_dim=8,
+        band_depth=1,
+        band_heads=2,
+        fusion_dim=16,
+    )
     return _train_and_export(scene, tmp_path_factory.mktemp("tiny"), config, steps=30)
 
 

@@ -38,40 +38,131 @@ def make_classes(
 
 # 20 well-separated colours for scenes without their own palette.
 DEFAULT_COLORS = (
-    "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
-    "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3",
-    "#808000", "#ffd8b1", "#000075", "#808080",
-)  # fmt: skip
+    "#e6194b",
+    "#3cb44b",
+    "#ffe119",
+    "#4363d8",
+    "#f58231",
+    "#911eb4",
+    "#46f0f0",
+    "#f032e6",
+    "#bcf60c",
+    "#fabebe",
+    "#008080",
+    "#e6beff",
+    "#9a6324",
+    "#fffac8",
+    "#800000",
+    "#aaffc3",
+    "#808000",
+    "#ffd8b1",
+    "#000075",
+    "#808080",
+)
 
 # Indian Pines in the order of the fixed SpectralFormer/miniGCN split (D. Hong), which is
 # NOT the GIC order of Indian_pines_gt.mat. GIC value of each class: 2, 3, 4, 5, 6, 8, 10,
 # 11, 12, 13, 14, 15, 16, 1, 7, 9 (shared/data/README.md).
 INDIAN_PINES_CLASSES = make_classes(
     [
-        "Corn-notill", "Corn-mintill", "Corn", "Grass-pasture", "Grass-trees", "Hay-windrowed",
-        "Soybean-notill", "Soybean-mintill", "Soybean-clean", "Wheat", "Woods",
-        "Buildings-Grass-Trees-Drives", "Stone-Steel-Towers", "Alfalfa", "Grass-pasture-mowed",
+        "Corn-notill",
+        "Corn-mintill",
+        "Corn",
+        "Grass-pasture",
+        "Grass-trees",
+        "Hay-windrowed",
+        "Soybean-notill",
+        "Soybean-mintill",
+        "Soybean-clean",
+        "Wheat",
+        "Woods",
+        "Buildings-Grass-Trees-Drives",
+        "Stone-Steel-Towers",
+        "Alfalfa",
+        "Grass-pasture-mowed",
         "Oats",
     ],
     [
-        "#e6a817", "#f4d03f", "#9a7d0a", "#82e0aa", "#27ae60", "#a04000", "#5dade2", "#2e86c1",
-        "#1b4f72", "#f5cba7", "#145a32", "#7f8c8d", "#c0392b", "#a569bd", "#17a589", "#e59866",
+        "#e6a817",
+        "#f4d03f",
+        "#9a7d0a",
+        "#82e0aa",
+        "#27ae60",
+        "#a04000",
+        "#5dade2",
+        "#2e86c1",
+        "#1b4f72",
+        "#f5cba7",
+        "#145a32",
+        "#7f8c8d",
+        "#c0392b",
+        "#a569bd",
+        "#17a589",
+        "#e59866",
     ],
-)  # fmt: skip
+)
 
 # GIC value (1..16) -> value in the SpectralFormer split order above.
-INDIAN_PINES_GIC_TO_SPLIT = {2: 1, 3: 2, 4: 3, 5: 4, 6: 5, 8: 6, 10: 7, 11: 8, 12: 9, 13: 10,
-                             14: 11, 15: 12, 16: 13, 1: 14, 7: 15, 9: 16}  # fmt: skip
+INDIAN_PINES_GIC_TO_SPLIT = {
+    2: 1,
+    3: 2,
+    4: 3,
+    5: 4,
+    6: 5,
+    8: 6,
+    10: 7,
+    11: 8,
+    12: 9,
+    13: 10,
+    14: 11,
+    15: 12,
+    16: 13,
+    1: 14,
+    7: 15,
+    9: 16,
+}
 
 PAVIA_UNIVERSITY_CLASSES = make_classes(
-    ["Asphalt", "Meadows", "Gravel", "Trees", "Painted metal sheets", "Bare soil", "Bitumen",
-     "Self-blocking bricks", "Shadows"],
-    ["#bfbfbf", "#3cb44b", "#c8a96e", "#145a32", "#f032e6", "#9a6324", "#4b0082", "#e6194b",
-     "#000000"],
-)  # fmt: skip
+    [
+        "Asphalt",
+        "Meadows",
+        "Gravel",
+        "Trees",
+        "Painted metal sheets",
+        "Bare soil",
+        "Bitumen",
+        "Self-blocking bricks",
+        "Shadows",
+    ],
+    [
+        "#bfbfbf",
+        "#3cb44b",
+        "#c8a96e",
+        "#145a32",
+        "#f032e6",
+        "#9a6324",
+        "#4b0082",
+        "#e6194b",
+        "#000000",
+    ],
+)
 
 HOUSTON2013_CLASSES = make_classes(
-    ["Healthy grass", "Stressed grass", "Synthetic grass", "Trees", "Soil", "Water",
-     "Residential", "Commercial", "Road", "Highway", "Railway", "Parking lot 1",
-     "Parking lot 2", "Tennis court", "Running track"],
-)  # fmt: skip
+    [
+        "Healthy grass",
+        "Stressed grass",
+        "Synthetic grass",
+        "Trees",
+        "Soil",
+        "Water",
+        "Residential",
+        "Commercial",
+        "Road",
+        "Highway",
+        "Railway",
+        "Parking lot 1",
+        "Parking lot 2",
+        "Tennis court",
+        "Running track",
+    ],
+)

@@ -15,11 +15,23 @@ gdal.UseExceptions()
 
 # Factors to nanometres for the units GDAL/ENVI headers use.
 _WAVELENGTH_UNITS_TO_NM = {
-    "nm": 1.0, "nanometer": 1.0, "nanometers": 1.0, "nanometre": 1.0, "nanometres": 1.0,
-    "um": 1e3, "µm": 1e3, "micrometer": 1e3, "micrometers": 1e3, "micrometre": 1e3,
-    "micrometres": 1e3, "micron": 1e3, "microns": 1e3,
-    "mm": 1e6, "millimeter": 1e6, "millimeters": 1e6,
-}  # fmt: skip
+    "nm": 1.0,
+    "nanometer": 1.0,
+    "nanometers": 1.0,
+    "nanometre": 1.0,
+    "nanometres": 1.0,
+    "um": 1e3,
+    "µm": 1e3,
+    "micrometer": 1e3,
+    "micrometers": 1e3,
+    "micrometre": 1e3,
+    "micrometres": 1e3,
+    "micron": 1e3,
+    "microns": 1e3,
+    "mm": 1e6,
+    "millimeter": 1e6,
+    "millimeters": 1e6,
+}
 
 
 @dataclass(frozen=True)

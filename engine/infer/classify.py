@@ -165,17 +165,23 @@ class TiledClassifier:
                 )
             if report.probabilities:
                 staged["probabilities"] = StagedGeoTiff(
-                    report.probabilities, width, height, self.meta.num_classes, gdal.GDT_Float32,
-                    geotransform, projection,
-                )  # fmt: skip
+                    report.probabilities,
+                    width,
+                    height,
+                    self.meta.num_classes,
+                    gdal.GDT_Float32,
+                    geotransform,
+                    projection,
+                )
             self._describe_outputs(staged, raster)
             counts = np.zeros(self.meta.num_classes + 1, dtype=np.int64)
             done = 0
             for tile in tile_raster(width, height, self.tile_size):
                 check_cancelled(feedback)
                 window = with_halo(tile, self.halo, width, height)
-                classes = self._classify_tile(ds, info, mask_ds, window, staged, feedback, done,
-                                              width * height)  # fmt: skip
+                classes = self._classify_tile(
+                    ds, info, mask_ds, window, staged, feedback, done, width * height
+                )
                 counts += np.bincount(classes.ravel(), minlength=counts.size)
                 done += tile.size
                 feedback.set_progress(done / (width * height))
@@ -260,8 +266,9 @@ class TiledClassifier:
         r0, c0 = tile.row_off - read.row_off, tile.col_off - read.col_off
         core_valid = valid[r0 : r0 + tile.height, c0 : c0 + tile.width]
         classes = np.zeros((tile.height, tile.width), dtype=np.uint16)
-        probs = np.full((self.meta.num_classes, tile.height, tile.width), PROBABILITY_NODATA,
-                        dtype=np.float32)  # fmt: skip
+        probs = np.full(
+            (self.meta.num_classes, tile.height, tile.width), PROBABILITY_NODATA, dtype=np.float32
+        )
         rows, cols = np.nonzero(core_valid)
         if rows.size:
             normalized = self.meta.normalization.apply(block, band_axis=0)

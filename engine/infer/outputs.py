@@ -13,8 +13,13 @@ from ..errors import OutputError
 
 gdal.UseExceptions()
 
-GTIFF_OPTIONS = ("TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE",
-                 "BIGTIFF=IF_SAFER")  # fmt: skip
+GTIFF_OPTIONS = (
+    "TILED=YES",
+    "BLOCKXSIZE=256",
+    "BLOCKYSIZE=256",
+    "COMPRESS=DEFLATE",
+    "BIGTIFF=IF_SAFER",
+)
 GTIFF_SUFFIXES = (".tif", ".tiff")
 
 

@@ -101,13 +101,15 @@ def train(
             if bar:
                 bar.set_progress(result.steps / total_steps, f"epoch {epoch + 1}/{recipe.epochs}")
         if seen:
-            result.history.append({
-                "epoch": epoch + 1,
-                "loss": loss_sum / seen,
-                "train_accuracy": correct / seen,
-                "learning_rate": optimizer.param_groups[0]["lr"],
-                "seconds": time.monotonic() - start,
-            })  # fmt: skip
+            result.history.append(
+                {
+                    "epoch": epoch + 1,
+                    "loss": loss_sum / seen,
+                    "train_accuracy": correct / seen,
+                    "learning_rate": optimizer.param_groups[0]["lr"],
+                    "seconds": time.monotonic() - start,
+                }
+            )
         scheduler.step()
         if result.steps >= total_steps:
             break

@@ -115,12 +115,13 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         params: list[QgsProcessingParameterDefinition] = [
             QgsProcessingParameterRasterLayer(self.INPUT, "Hyperspectral raster"),
-            QgsProcessingParameterFile(
+            QgsProcessingParameterFile(  # optional: QGIS 3.22 ignores a file default when absent
                 self.MODEL,
                 "FactoFormer model (ONNX)",
                 behavior=QgsProcessingParameterFile.File,
                 extension="onnx",
                 defaultValue=str(SHIPPED_MODEL),
+                optional=True,
             ),
             QgsProcessingParameterRasterLayer(self.MASK, "Mask (0 = skip)", optional=True),
             QgsProcessingParameterRasterDestination(self.OUTPUT, "Class map"),
@@ -132,9 +133,13 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
             ),
         ]
         batch = QgsProcessingParameterNumber(
-            self.BATCH_SIZE, "Batch size", QgsProcessingParameterNumber.Integer, 256,
-            minValue=1, maxValue=65536,
-        )  # fmt: skip
+            self.BATCH_SIZE,
+            "Batch size",
+            QgsProcessingParameterNumber.Integer,
+            256,
+            minValue=1,
+            maxValue=65536,
+        )
         batch.setFlags(batch.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         params.append(batch)
         for param in params:
@@ -162,9 +167,7 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
 
         raster = self._gdal_source(parameters, self.INPUT, context, "input")
         mask = self._gdal_source(parameters, self.MASK, context, "mask", optional=True)
-        model_path = self.parameterAsFile(parameters, self.MODEL, context)
-        if not model_path:
-            raise QgsProcessingException("no model given")
+        model_path = self.parameterAsFile(parameters, self.MODEL, context) or str(SHIPPED_MODEL)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         confidence = self._optional_output(parameters, self.CONFIDENCE, context)
         probabilities = self._optional_output(parameters, self.PROBABILITIES, context)

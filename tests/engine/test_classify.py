@@ -107,7 +107,10 @@ def test_outputs_are_styled_georeferenced_and_described(
     assert probs.shape == (3, 24, 30) and np.allclose(probs.sum(axis=0), 1, atol=1e-5)
     pds = gdal.Open(str(prob))
     assert [pds.GetRasterBand(i).GetDescription() for i in (1, 2, 3)] == [
-        "Class 1", "Class 2", "Class 3"]  # fmt: skip
+        "Class 1",
+        "Class 2",
+        "Class 3",
+    ]
     assert np.allclose(read_raster(conf), probs.max(axis=0))
     classes = read_raster(out)
     assert np.array_equal(classes, probs.argmax(axis=0) + 1)
@@ -200,10 +203,11 @@ def test_corrupt_and_bare_models_are_refused(synthetic_scene_files, tmp_path):
     from onnx import helper
 
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])], "bare",
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "bare",
         [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None, 3])],
         [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None, 3])],
-    )  # fmt: skip
+    )
     bare = tmp_path / "bare.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(bare))
     with pytest.raises(ModelMetadataError, match="no FactoFormer metadata"):
@@ -271,9 +275,22 @@ def test_cli_classify_reports_errors_in_one_line(tiny_model, tmp_path):
     cube, _ = synthetic_cube(bands=10)
     raster = write_raster(tmp_path / "ten.tif", cube)
     proc = subprocess.run(
-        [sys.executable, "-m", "engine", "classify", str(raster), "--model", str(tiny_model.onnx),
-         "--output", str(tmp_path / "out.tif"), "--quiet"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "classify",
+            str(raster),
+            "--model",
+            str(tiny_model.onnx),
+            "--output",
+            str(tmp_path / "out.tif"),
+            "--quiet",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: model tiny expects 12 bands but ten.tif has 10"

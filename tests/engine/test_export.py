@@ -90,11 +90,22 @@ def test_model_without_metadata_is_refused(tiny_model, tmp_path):
         (lambda p: {k: v for k, v in p.items() if k != "classes"}, "'classes' is missing"),
         (lambda p: {**p, "bands": "{not json"}, "not valid JSON"),
         (lambda p: {**p, "classes": json.dumps(json.loads(p["classes"])[:2])}, "class counts"),
-        (lambda p: {**p, "normalization": json.dumps(
-            {**json.loads(p["normalization"]), "minimum": [0.0], "maximum": [1.0], "fill": [0.5]}
-        )}, "normalisation has 1 bands"),
+        (
+            lambda p: {
+                **p,
+                "normalization": json.dumps(
+                    {
+                        **json.loads(p["normalization"]),
+                        "minimum": [0.0],
+                        "maximum": [1.0],
+                        "fill": [0.5],
+                    }
+                ),
+            },
+            "normalisation has 1 bands",
+        ),
     ],
-)  # fmt: skip
+)
 def test_invalid_metadata_is_refused_with_reason(tiny_model, tmp_path, edit, message):
     broken = _rewrite(tiny_model.onnx, tmp_path / "broken.onnx", edit)
     with pytest.raises(ModelMetadataError, match=message):
@@ -120,10 +131,22 @@ def test_metadata_round_trip(tiny_model):
 def test_cli_export_reports_parity(ip_smoke_model, tmp_path):
     out = tmp_path / "cli.onnx"
     proc = subprocess.run(
-        [sys.executable, "-m", "engine", "export", str(ip_smoke_model.run_dir), "--output",
-         str(out), "--model-id", "cli-test"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "export",
+            str(ip_smoke_model.run_dir),
+            "--output",
+            str(out),
+            "--model-id",
+            "cli-test",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "max |logit| difference" in proc.stdout
     assert OnnxClassifier(out).metadata.model_id == "cli-test"

@@ -17,17 +17,38 @@ from engine.errors import ModelLoadError
 from engine.training.checkpoint import load_checkpoint
 from engine.training.trainer import train
 
-TINY = dict(pixel_dim=16, pixel_depth=1, pixel_heads=2, band_dim=8, band_depth=1, band_heads=2,
-            fusion_dim=16)  # fmt: skip
+TINY = dict(
+    pixel_dim=16,
+    pixel_depth=1,
+    pixel_heads=2,
+    band_dim=8,
+    band_depth=1,
+    band_heads=2,
+    fusion_dim=16,
+)
 
 
 def test_cli_smoke_training_writes_a_complete_run(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "engine", "train", "--epochs", "1", "--max-steps", "3",
-         "--output-dir", str(out), "--quiet"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "train",
+            "--epochs",
+            "1",
+            "--max-steps",
+            "3",
+            "--output-dir",
+            str(out),
+            "--quiet",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "test: OA" in proc.stdout
     config = json.loads((out / "config.json").read_text())

@@ -8,8 +8,10 @@ import pytest
 from engine.infer.windows import tile_raster, tile_size_for_budget, with_halo
 
 
-@pytest.mark.parametrize(("width", "height", "tile"), [(1, 1, 1), (7, 9, 4), (145, 145, 64),
-                                                       (300, 17, 256), (33, 70, 33)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("width", "height", "tile"),
+    [(1, 1, 1), (7, 9, 4), (145, 145, 64), (300, 17, 256), (33, 70, 33)],
+)
 def test_tiles_cover_every_pixel_exactly_once(width, height, tile):
     cover = np.zeros((height, width), dtype=int)
     for window in tile_raster(width, height, tile):

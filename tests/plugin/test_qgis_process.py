@@ -1,0 +1,91 @@
+"""Batch use through qgis_process, with the plugin installed from the built zip."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import BUNDLED_SCENE, read_raster, write_raster
+
+QGIS_PROCESS = shutil.which("qgis_process.bin") or "/usr/bin/qgis_process.bin"
+
+
+@pytest.fixture(scope="module")
+def qgis_env(plugin_zip, tmp_path_factory) -> dict[str, str]:
+    """A throwaway QGIS profile with the plugin unzipped into it and enabled."""
+    profile_root = tmp_path_factory.mktemp("qgis-profile")
+    plugins = profile_root / "profiles" / "default" / "python" / "plugins"
+    plugins.mkdir(parents=True)
+    zipfile.ZipFile(plugin_zip).extractall(plugins)
+    env = dict(os.environ)
+    env.update(
+        QT_QPA_PLATFORM="offscreen",
+        QGIS_CUSTOM_CONFIG_PATH=str(profile_root),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        XDG_RUNTIME_DIR=str(tmp_path_factory.mktemp("xdg")),
+    )
+    env.pop("QGIS_PLUGINPATH", None)
+    subprocess.run(
+        [QGIS_PROCESS, "plugins", "enable", "factoformer"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    (Path(env["XDG_RUNTIME_DIR"])).chmod(0o700)
+    return env
+
+
+def _qgis_process(env, *args, timeout=600):
+    return subprocess.run(
+        [QGIS_PROCESS, *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_algorithm_is_listed_with_help(qgis_env):
+    listing = _qgis_process(qgis_env, "list")
+    assert "factoformer:classify" in listing.stdout
+    helptext = _qgis_process(qgis_env, "help", "factoformer:classify")
+    assert helptext.returncode == 0
+    assert "BATCH_SIZE" in helptext.stdout and "shipped Indian Pines model" in helptext.stdout
+
+
+def test_json_run_on_the_bundled_scene(qgis_env, tmp_path):
+    out, conf = tmp_path / "classes.tif", tmp_path / "confidence.tif"
+    proc = _qgis_process(
+        qgis_env,
+        "--json",
+        "run",
+        "factoformer:classify",
+        "--",
+        f"INPUT={BUNDLED_SCENE}",
+        f"OUTPUT={out}",
+        f"CONFIDENCE={conf}",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)  # nothing else may be printed on stdout
+    assert result["results"]["OUTPUT"] == str(out)
+    assert result["results"]["CLASSIFIED_PIXELS"] == 145 * 145
+    assert result["results"]["MODEL_ID"] == "factoformer-indian-pines"
+    classes = read_raster(out)
+    assert classes.shape == (145, 145) and set(np.unique(classes)) <= set(range(1, 17))
+    assert out.with_suffix(".qml").exists() and conf.exists()
+
+
+def test_wrong_band_count_fails_with_a_clear_message_and_no_output(qgis_env, tmp_path):
+    raster = write_raster(tmp_path / "ten_bands.tif", np.ones((10, 16, 16), dtype=np.int16))
+    out = tmp_path / "never.tif"
+    proc = _qgis_process(
+        qgis_env, "run", "factoformer:classify", "--", f"INPUT={raster}", f"OUTPUT={out}"
+    )
+    assert proc.returncode != 0
+    assert "expects 200 bands but ten_bands.tif has 10" in proc.stdout + proc.stderr
+    # QGIS may cache statistics of the input in ten_bands.tif.aux.xml; nothing of ours remains
+    assert not [p.name for p in tmp_path.iterdir() if "never" in p.name]
