@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-id", required=True, help="stable identifier, e.g. factoformer-ip")
     p.add_argument("--model-version", default="1.0.0")
     p.add_argument("--description", default="")
+    p.add_argument(
+        "--portable",
+        action="store_true",
+        help="standard ONNX ops only (no ONNX Runtime contrib attention; slower in ONNX Runtime)",
+    )
     p.set_defaults(run=_export)
 
     p = sub.add_parser("classify", help="classify a raster into a styled class map")
@@ -196,7 +201,7 @@ def _export(args: argparse.Namespace) -> int:
     ckpt, meta = metadata_from_run(
         args.checkpoint, args.model_id, args.model_version, args.description
     )
-    path = export_onnx(ckpt, meta, args.output)
+    path = export_onnx(ckpt, meta, args.output, portable=args.portable)
     rng = np.random.default_rng(0)
     if ckpt.training.get("dataset") == "indian_pines" and ckpt.config.num_bands == 200:
         scene = load_indian_pines()  # parity on real patches

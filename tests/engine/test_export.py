@@ -14,20 +14,25 @@ from helpers import REPO
 from engine.data.prepared import PreparedScene
 from engine.errors import ModelLoadError, ModelMetadataError
 from engine.evaluation import evaluate_labels
-from engine.export.onnx import max_logit_difference
+from engine.export.onnx import export_onnx, max_logit_difference
 from engine.infer.model import OnnxClassifier
 from engine.metadata import SCHEMA_VERSION, ModelMetadata
 from engine.training.checkpoint import load_checkpoint
 
 
-def test_onnx_matches_pytorch_on_real_indian_pines_patches(ip_smoke_model):
+@pytest.mark.parametrize("portable", [False, True])
+def test_onnx_matches_pytorch_on_real_indian_pines_patches(ip_smoke_model, tmp_path, portable):
     ckpt = load_checkpoint(ip_smoke_model.run_dir)
+    meta = OnnxClassifier(ip_smoke_model.onnx).metadata
+    path = export_onnx(ckpt, meta, tmp_path / "m.onnx", portable=portable)
+    domains = {node.domain for node in onnx.load(str(path)).graph.node}
+    assert ("com.microsoft" in domains) != portable
     scene = ip_smoke_model.scene
     prepared = PreparedScene.from_scene(scene, 7, ckpt.normalization)
     rows, cols, _ = scene.pixels(scene.test_labels)
     pick = np.random.default_rng(0).choice(len(rows), 300, replace=False)
     patches = prepared.extractor(rows[pick], cols[pick])
-    assert max_logit_difference(ckpt, ip_smoke_model.onnx, patches) <= 1e-4
+    assert max_logit_difference(ckpt, path, patches) <= 1e-4
 
 
 @pytest.mark.parametrize("batch", [1, 37])
