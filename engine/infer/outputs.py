@@ -38,6 +38,8 @@ def check_destination(path: str | os.PathLike[str], protected: Sequence[Path] = 
         raise OutputError(f"output folder does not exist: {folder}")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"output folder is not writable: {folder}")
+    if path.is_dir():
+        raise OutputError(f"output path is a folder: {path}")
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"output file exists and is read-only: {path}")
     for other in protected:

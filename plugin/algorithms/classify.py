@@ -49,16 +49,18 @@ HELP = {
 
 
 class _ApplyClassStyle(QgsProcessingLayerPostProcessorInterface):
-    """Loads the class map's ``.qml`` into the layer that Processing adds to the project."""
-
-    def __init__(self, qml: Path) -> None:
-        super().__init__()
-        self.qml = qml
+    """Loads a class map's ``.qml`` into the layer that Processing adds to the project."""
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API)
-        if isinstance(layer, QgsRasterLayer) and self.qml.exists():
-            layer.loadNamedStyle(str(self.qml))
+        qml = Path(layer.source()).with_suffix(".qml")
+        if isinstance(layer, QgsRasterLayer) and qml.exists():
+            layer.loadNamedStyle(str(qml))
             layer.triggerRepaint()
+
+
+# Processing runs a copy of the algorithm and loads layers after the copy is gone, so the
+# post-processor must not belong to the algorithm instance.
+_CLASS_STYLE = _ApplyClassStyle()
 
 
 class _EngineFeedback:
@@ -84,10 +86,6 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
     CONFIDENCE = "CONFIDENCE"
     PROBABILITIES = "PROBABILITIES"
     BATCH_SIZE = "BATCH_SIZE"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._post_processors: list[_ApplyClassStyle] = []
 
     def createInstance(self) -> ClassifyAlgorithm:  # noqa: N802
         return ClassifyAlgorithm()
@@ -197,9 +195,7 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
             f"{report.seconds:.1f} s ({report.pixels_per_second:.0f} pixels/s)"
         )
         if context.willLoadLayerOnCompletion(output):
-            styler = _ApplyClassStyle(Path(output).with_suffix(".qml"))
-            self._post_processors.append(styler)  # must outlive this call
-            context.layerToLoadOnCompletionDetails(output).setPostProcessor(styler)
+            context.layerToLoadOnCompletionDetails(output).setPostProcessor(_CLASS_STYLE)
         return {
             self.OUTPUT: output,
             self.CONFIDENCE: confidence,

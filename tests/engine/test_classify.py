@@ -147,7 +147,7 @@ def test_all_nodata_raster_is_refused_and_leaves_nothing(tiny_model, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.tif"]
 
 
-@pytest.mark.parametrize("fmt", ["envi-bsq", "envi-bil", "vrt", "uint16", "float32"])
+@pytest.mark.parametrize("fmt", ["envi-bsq", "envi-bil", "envi-bip", "vrt", "uint16", "float32"])
 def test_formats_and_types_give_the_same_map(tiny_model, tmp_path, fmt):
     cube, _ = synthetic_cube()
     reference = tmp_path / "ref.tif"
@@ -219,6 +219,7 @@ def test_unwritable_or_invalid_destinations_are_refused(
     tiny_model, synthetic_scene_files, tmp_path
 ):
     raster = synthetic_scene_files["raster"]
+    (tmp_path / "folder.tif").mkdir()
     with unwritable_folder(tmp_path) as locked:
         with pytest.raises(OutputError, match="not writable"):
             classify_raster(raster, tiny_model.onnx, locked / "out.tif")
@@ -228,6 +229,8 @@ def test_unwritable_or_invalid_destinations_are_refused(
         classify_raster(raster, tiny_model.onnx, tmp_path / "out.png")
     with pytest.raises(OutputError, match="overwrite an input"):
         classify_raster(raster, tiny_model.onnx, raster)
+    with pytest.raises(OutputError, match="is a folder"):
+        classify_raster(raster, tiny_model.onnx, tmp_path / "folder.tif")
     with pytest.raises(OutputError, match="distinct"):
         classify_raster(raster, tiny_model.onnx, tmp_path / "a.tif", confidence=tmp_path / "a.tif")
     assert not list(tmp_path.glob("*.tif"))

@@ -107,6 +107,27 @@ def test_cancel_stops_the_run_and_leaves_no_output(processing_plugin, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_layer_loaded_by_processing_gets_the_class_style(processing_plugin, tmp_path):
+    """What the toolbox does with "Open output file after running algorithm"."""
+    import processing
+    from osgeo import gdal
+    from qgis.core import QgsProject
+
+    crop = tmp_path / "crop.tif"
+    gdal.Translate(str(crop), str(BUNDLED_SCENE), srcWin=[100, 100, 20, 20])
+    try:
+        results = processing.runAndLoadResults(
+            ALG, {"INPUT": str(crop), "OUTPUT": str(tmp_path / "loaded.tif")}
+        )
+        loaded = QgsProject.instance().mapLayers().values()
+        [layer] = [lyr for lyr in loaded if lyr.source() == results["OUTPUT"]]
+        renderer = layer.renderer()
+        assert renderer.type() == "paletted" and len(renderer.classes()) == 16
+        assert renderer.classes()[0].label == "Corn-notill"
+    finally:
+        QgsProject.instance().removeAllMapLayers()
+
+
 def test_runs_as_a_modeler_child_algorithm(processing_plugin, tmp_path, qgis_processing):
     from osgeo import gdal
     from qgis.core import (
