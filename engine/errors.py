@@ -27,6 +27,10 @@ class ModelMetadataError(EngineError, ValueError):
     """An ONNX model lacks valid FactoFormer metadata."""
 
 
+class InferenceError(EngineError, RuntimeError):
+    """ONNX Runtime failed while running a model (e.g. out of memory)."""
+
+
 class InputDataError(EngineError, ValueError):
     """Input data cannot be classified (too small, no valid pixels, bad labels...)."""
 

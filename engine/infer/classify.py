@@ -14,10 +14,10 @@ from osgeo import gdal
 
 from ..data.patches import PatchExtractor, pad_symmetric
 from ..data.raster import BandInfo, band_info, open_raster
-from ..errors import BandMismatchError, InputDataError, OutputError
+from ..errors import BandMismatchError, InputDataError, OutputError, RasterReadError
 from ..metadata import ModelMetadata
 from ..progress import Feedback, SilentFeedback, check_cancelled
-from .model import OnnxClassifier, softmax
+from .model import OnnxClassifier
 from .outputs import StagedGeoTiff, check_destination
 from .style import paletted_qml, style_class_band
 from .windows import HaloWindow, tile_raster, tile_size_for_budget, with_halo
@@ -260,7 +260,13 @@ class TiledClassifier:
     ) -> np.ndarray:
         """Classify one tile, write it to every output and return its class values."""
         tile, read = window.tile, window.read
-        block = ds.ReadAsArray(read.col_off, read.row_off, read.width, read.height)
+        try:
+            block = ds.ReadAsArray(read.col_off, read.row_off, read.width, read.height)
+        except RuntimeError as exc:
+            raise RasterReadError(
+                f"cannot read {Path(ds.GetDescription()).name} at pixel ({read.col_off}, "
+                f"{read.row_off}): {str(exc).strip().splitlines()[0]}"
+            ) from None
         block = block.reshape(info.count, read.height, read.width)  # (bands, rows, cols)
         valid = self._valid_pixels(block, info, mask_ds, window)
         r0, c0 = tile.row_off - read.row_off, tile.col_off - read.col_off
@@ -280,17 +286,19 @@ class TiledClassifier:
             for first in range(0, rows.size, self.batch_size):
                 check_cancelled(feedback)
                 r, c = rows[first : first + self.batch_size], cols[first : first + self.batch_size]
-                batch_probs = softmax(self.model.logits(extractor(r, c)))
+                batch_probs = self.model.probabilities(extractor(r, c))
                 classes[r, c] = batch_probs.argmax(axis=1) + 1
                 probs[:, r, c] = batch_probs.T
                 feedback.set_progress((done_before + first + r.size) / total)
-        staged["class_map"].band(1).WriteArray(classes, tile.col_off, tile.row_off)
-        if "confidence" in staged:
-            confidence = np.where(core_valid, probs.max(axis=0), PROBABILITY_NODATA)
-            staged["confidence"].band(1).WriteArray(confidence, tile.col_off, tile.row_off)
-        if "probabilities" in staged:
-            for i in range(self.meta.num_classes):
-                staged["probabilities"].band(i + 1).WriteArray(probs[i], tile.col_off, tile.row_off)
+        layers = {"class_map": [classes], "probabilities": list(probs)}
+        layers["confidence"] = [np.where(core_valid, probs.max(axis=0), PROBABILITY_NODATA)]
+        for name, out in staged.items():
+            try:
+                for band, values in enumerate(layers[name], start=1):
+                    out.band(band).WriteArray(values, tile.col_off, tile.row_off)
+            except RuntimeError as exc:
+                reason = str(exc).strip().splitlines()[0]
+                raise OutputError(f"cannot write {out.path.name}: {reason}") from None
         return classes
 
     @staticmethod

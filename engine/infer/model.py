@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ..errors import ModelLoadError, ModelMetadataError
+from ..errors import InferenceError, ModelLoadError, ModelMetadataError
 from ..metadata import ModelMetadata
 
 
@@ -66,7 +66,13 @@ class OnnxClassifier:
 
     def logits(self, patches: np.ndarray) -> np.ndarray:
         """(n, bands, p, p) float32 normalised patches -> (n, classes) logits."""
-        return self.session.run([self.metadata.output_name], {self.metadata.input_name: patches})[0]
+        try:
+            return self.session.run(
+                [self.metadata.output_name], {self.metadata.input_name: patches}
+            )[0]
+        except Exception as exc:  # ORT raises its own exception types
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InferenceError(f"ONNX Runtime failed on {self.path.name}: {reason}") from None
 
     def probabilities(self, patches: np.ndarray) -> np.ndarray:
         """(n, bands, p, p) float32 normalised patches -> (n, classes) softmax probabilities."""
