@@ -4,8 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-export QT_QPA_PLATFORM=offscreen
-mkdir -p .venv/xdg-runtime && chmod 700 .venv/xdg-runtime
-export XDG_RUNTIME_DIR="$PWD/.venv/xdg-runtime"
+. scripts/headless-env.sh
 .venv/bin/python scripts/build_plugin.py >/dev/null
 exec .venv/bin/python scripts/demo.py "$@"

@@ -12,7 +12,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from helpers import SHARED_DATA, SHIPPED_MODEL, WAVELENGTHS, synthetic_cube, write_raster  # noqa: E402
+from helpers import (
+    SHARED_DATA,
+    SHIPPED_MODEL,
+    TINY_CONFIG,
+    WAVELENGTHS,
+    synthetic_cube,
+    write_raster,
+)  # noqa: E402
 
 requires_shared = pytest.mark.skipif(
     not (SHARED_DATA / "indian_pines").is_dir(),
@@ -72,17 +79,7 @@ def tiny_model(tmp_path_factory, synthetic_scene_files) -> TrainedFixture:
 
     files = synthetic_scene_files
     scene = load_raster_scene(files["raster"], files["train"], files["test"], name="synthetic")
-    config = FactoFormerConfig(
-        num_bands=12,
-        num_classes=3,
-        pixel_dim=16,
-        pixel_depth=1,
-        pixel_heads=2,
-        band_dim=8,
-        band_depth=1,
-        band_heads=2,
-        fusion_dim=16,
-    )
+    config = FactoFormerConfig(**TINY_CONFIG)
     return _train_and_export(scene, tmp_path_factory.mktemp("tiny"), config, steps=30)
 
 

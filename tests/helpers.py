@@ -100,3 +100,17 @@ def unwritable_folder(parent: Path):
         if immutable:
             subprocess.run(["chattr", "-i", str(folder)], check=True)
         folder.chmod(0o700)
+
+
+# A small FactoFormer (12 bands, 3 classes) that trains in seconds.
+TINY_CONFIG = {
+    "num_bands": 12,
+    "num_classes": 3,
+    "pixel_dim": 16,
+    "pixel_depth": 1,
+    "pixel_heads": 2,
+    "band_dim": 8,
+    "band_depth": 1,
+    "band_heads": 2,
+    "fusion_dim": 16,
+}

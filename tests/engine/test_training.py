@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from helpers import REPO
+from helpers import REPO, TINY_CONFIG
 
 from engine.config import FactoFormerConfig, TrainingRecipe
 from engine.data.prepared import PreparedScene
@@ -16,16 +16,6 @@ from engine.data.scenes import load_raster_scene
 from engine.errors import ModelLoadError
 from engine.training.checkpoint import load_checkpoint
 from engine.training.trainer import train
-
-TINY = dict(
-    pixel_dim=16,
-    pixel_depth=1,
-    pixel_heads=2,
-    band_dim=8,
-    band_depth=1,
-    band_heads=2,
-    fusion_dim=16,
-)
 
 
 def test_cli_smoke_training_writes_a_complete_run(tmp_path):
@@ -65,7 +55,7 @@ def test_cli_smoke_training_writes_a_complete_run(tmp_path):
 
 def _train_synthetic(files, seed: int, epochs: int = 3):
     scene = load_raster_scene(files["raster"], files["train"], files["test"])
-    config = FactoFormerConfig(num_bands=12, num_classes=3, **TINY)
+    config = FactoFormerConfig(**TINY_CONFIG)
     recipe = TrainingRecipe(epochs=epochs, learning_rate=1e-3, batch_size=16, seed=seed)
     return train(PreparedScene.from_scene(scene, 7), recipe, config, show_progress=False)
 
