@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confidence", type=Path, help="optional confidence GeoTIFF")
     p.add_argument("--probabilities", type=Path, help="optional per-class probability GeoTIFF")
     p.add_argument("--mask", type=Path, help="optional mask raster (0 = skip pixel)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=64, help="patches per ONNX Runtime call")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_classify)
 
@@ -165,7 +165,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
         model = OnnxClassifier(args.model)
         meta = model.metadata
-        logits, normalization, patch_size = model.logits, meta.normalization, meta.patch_size
+        logits, normalization, patch_size = model.map_logits, meta.normalization, meta.patch_size
         num_bands, num_classes = meta.num_bands, meta.num_classes
     else:
         from .training.checkpoint import load_checkpoint

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -10,28 +10,32 @@ from .data.prepared import PreparedScene
 from .data.scenes import Scene
 from .metrics import ClassificationMetrics, classification_metrics
 
-LogitsFn = Callable[[np.ndarray], np.ndarray]  # (n, bands, p, p) -> (n, classes)
+# Maps batches of (n, bands, p, p) patches to their (n, classes) logits, in order.
+MapLogits = Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]]
 
 
 def predict_pixels(
-    logits: LogitsFn,
+    map_logits: MapLogits,
     prepared: PreparedScene,
     rows: np.ndarray,
     cols: np.ndarray,
-    batch_size: int = 256,
+    batch_size: int = 64,
 ) -> np.ndarray:
     """Class values (1..N) of the pixels (rows[i], cols[i])."""
+    starts = range(0, len(rows), batch_size)
+    batches = (
+        prepared.extractor(rows[i : i + batch_size], cols[i : i + batch_size]) for i in starts
+    )
     out = np.empty(len(rows), dtype=np.int64)
-    for first in range(0, len(rows), batch_size):
-        sl = slice(first, first + batch_size)
-        out[sl] = logits(prepared.extractor(rows[sl], cols[sl])).argmax(axis=1) + 1
+    for first, logits in zip(starts, map_logits(batches), strict=True):
+        out[first : first + batch_size] = logits.argmax(axis=1) + 1
     return out
 
 
 def evaluate_labels(
-    logits: LogitsFn, prepared: PreparedScene, labels: np.ndarray, batch_size: int = 256
+    map_logits: MapLogits, prepared: PreparedScene, labels: np.ndarray, batch_size: int = 64
 ) -> ClassificationMetrics:
     """Metrics of the classifier on the labelled pixels (value > 0) of ``labels``."""
     rows, cols, values = Scene.pixels(labels)
-    predicted = predict_pixels(logits, prepared, rows, cols, batch_size)
+    predicted = predict_pixels(map_logits, prepared, rows, cols, batch_size)
     return classification_metrics(values, predicted, prepared.scene.num_classes)

@@ -17,14 +17,14 @@ from ..data.raster import BandInfo, band_info, open_raster
 from ..errors import BandMismatchError, InputDataError, OutputError, RasterReadError
 from ..metadata import ModelMetadata
 from ..progress import Feedback, SilentFeedback, check_cancelled
-from .model import OnnxClassifier
+from .model import OnnxClassifier, softmax
 from .outputs import StagedGeoTiff, check_destination
 from .style import paletted_qml, style_class_band
 from .windows import HaloWindow, tile_raster, tile_size_for_budget, with_halo
 
 WAVELENGTH_TOLERANCE_NM = 5.0
 PROBABILITY_NODATA = -1.0
-DEFAULT_BATCH_SIZE = 256
+DEFAULT_BATCH_SIZE = 64
 DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024
 
 
@@ -283,13 +283,17 @@ class TiledClassifier:
                 pad_symmetric(normalized, window.pad_before, window.pad_after),
                 self.meta.patch_size,
             )
-            for first in range(0, rows.size, self.batch_size):
+            starts = range(0, rows.size, self.batch_size)
+            index = [(rows[i : i + self.batch_size], cols[i : i + self.batch_size]) for i in starts]
+            patches = (extractor(r, c) for r, c in index)
+            done = done_before
+            for (r, c), logits in zip(index, self.model.map_logits(patches), strict=True):
                 check_cancelled(feedback)
-                r, c = rows[first : first + self.batch_size], cols[first : first + self.batch_size]
-                batch_probs = self.model.probabilities(extractor(r, c))
+                batch_probs = softmax(logits)
                 classes[r, c] = batch_probs.argmax(axis=1) + 1
                 probs[:, r, c] = batch_probs.T
-                feedback.set_progress((done_before + first + r.size) / total)
+                done += r.size
+                feedback.set_progress(done / total)
         layers = {"class_map": [classes], "probabilities": list(probs)}
         layers["confidence"] = [np.where(core_valid, probs.max(axis=0), PROBABILITY_NODATA)]
         for name, out in staged.items():

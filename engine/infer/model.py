@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -11,23 +14,30 @@ import onnxruntime as ort
 from ..errors import InferenceError, ModelLoadError, ModelMetadataError
 from ..metadata import ModelMetadata
 
+MAX_WORKERS = 8  # each in-flight batch of 64 patches needs about 50 MB
+
 
 class OnnxClassifier:
     """A patch classifier loaded from a self-describing ONNX file.
 
     Loading parses data only (ONNX protobuf); no code in the file is executed.
 
+    Each ONNX Runtime call uses one thread; :meth:`map_logits` keeps ``workers`` calls
+    running at once. On 2 cores, two single-threaded calls on batches of 64 classified
+    1.4x more pixels per second than one two-threaded call on batches of 256.
+
     Args:
         path: the ``.onnx`` file.
-        threads: ONNX Runtime intra-op threads; None uses every core.
+        workers: concurrent calls; None uses every core (at most :data:`MAX_WORKERS`).
     """
 
-    def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], workers: int | None = None) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelLoadError(f"model file not found: {self.path}")
+        self.workers = workers or min(len(os.sched_getaffinity(0)), MAX_WORKERS)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:
@@ -74,9 +84,20 @@ class OnnxClassifier:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InferenceError(f"ONNX Runtime failed on {self.path.name}: {reason}") from None
 
-    def probabilities(self, patches: np.ndarray) -> np.ndarray:
-        """(n, bands, p, p) float32 normalised patches -> (n, classes) softmax probabilities."""
-        return softmax(self.logits(patches))
+    def map_logits(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Logits of each batch, in order, with up to ``workers`` batches in flight.
+
+        Batches are drawn from ``batches`` only as workers free up, so memory stays at
+        ``workers`` batches. Stopping early waits for the calls already running.
+        """
+        with ThreadPoolExecutor(self.workers) as pool:
+            pending: deque[Future[np.ndarray]] = deque()
+            for patches in batches:
+                pending.append(pool.submit(self.logits, patches))
+                if len(pending) >= self.workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import ctypes
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -120,12 +120,13 @@ def train(
     return result
 
 
-def torch_logits(model: FactoFormer) -> Callable[[np.ndarray], np.ndarray]:
-    """A patches -> logits function running ``model`` in eval mode without gradients."""
+def torch_logits(model: FactoFormer) -> Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]]:
+    """Maps batches of patches to logits with ``model`` in eval mode, without gradients."""
     model.eval()
 
-    def logits(patches: np.ndarray) -> np.ndarray:
+    def map_logits(batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         with torch.no_grad():
-            return model(torch.from_numpy(patches)).numpy()
+            for patches in batches:
+                yield model(torch.from_numpy(patches)).numpy()
 
-    return logits
+    return map_logits

@@ -134,7 +134,7 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
             self.BATCH_SIZE,
             "Batch size",
             QgsProcessingParameterNumber.Integer,
-            256,
+            64,
             minValue=1,
             maxValue=65536,
         )

@@ -80,7 +80,7 @@ def test_class_map_matches_patchwise_prediction(ip_smoke_model, tmp_path):
     scene = ip_smoke_model.scene
     prepared = PreparedScene.from_scene(scene, 7, model.metadata.normalization)
     rows, cols, _ = scene.pixels(scene.test_labels)
-    expected = predict_pixels(model.logits, prepared, rows, cols)
+    expected = predict_pixels(model.map_logits, prepared, rows, cols)
     assert np.array_equal(read_raster(out)[rows, cols], expected)
 
 

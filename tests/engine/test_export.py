@@ -15,7 +15,7 @@ from engine.data.prepared import PreparedScene
 from engine.errors import ModelLoadError, ModelMetadataError
 from engine.evaluation import evaluate_labels
 from engine.export.onnx import export_onnx, max_logit_difference
-from engine.infer.model import OnnxClassifier
+from engine.infer.model import OnnxClassifier, softmax
 from engine.metadata import SCHEMA_VERSION, ModelMetadata
 from engine.training.checkpoint import load_checkpoint
 
@@ -39,7 +39,7 @@ def test_onnx_matches_pytorch_on_real_indian_pines_patches(ip_smoke_model, tmp_p
 def test_batch_axis_is_dynamic(ip_smoke_model, batch):
     model = OnnxClassifier(ip_smoke_model.onnx)
     patches = np.random.default_rng(batch).random((batch, 200, 7, 7), dtype=np.float32)
-    probs = model.probabilities(patches)
+    probs = softmax(model.logits(patches))
     assert probs.shape == (batch, 16)
     assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
 
@@ -64,7 +64,7 @@ def test_onnx_evaluation_equals_pytorch_evaluation(ip_smoke_model):
     model = OnnxClassifier(ip_smoke_model.onnx)
     scene = ip_smoke_model.scene
     prepared = PreparedScene.from_scene(scene, 7, model.metadata.normalization)
-    onnx_metrics = evaluate_labels(model.logits, prepared, scene.test_labels)
+    onnx_metrics = evaluate_labels(model.map_logits, prepared, scene.test_labels)
     saved = json.loads((ip_smoke_model.run_dir / "metrics.json").read_text())["test"]
     assert onnx_metrics.confusion.tolist() == saved["confusion_matrix"]
 

@@ -44,7 +44,7 @@ def test_class_map_accuracy_equals_engine_evaluation(ip_run, shipped_model):
     model = OnnxClassifier(shipped_model)
     scene = load_indian_pines()
     prepared = PreparedScene.from_scene(scene, 7, model.metadata.normalization)
-    engine_metrics = evaluate_labels(model.logits, prepared, scene.test_labels)
+    engine_metrics = evaluate_labels(model.map_logits, prepared, scene.test_labels)
     map_metrics = classification_metrics(read_raster(BUNDLED_TEST), read_raster(out), 16)
     assert np.array_equal(map_metrics.confusion, engine_metrics.confusion)
     assert map_metrics.overall_accuracy == engine_metrics.overall_accuracy
