@@ -23,8 +23,8 @@ class OnnxClassifier:
     Loading parses data only (ONNX protobuf); no code in the file is executed.
 
     Each ONNX Runtime call uses one thread; :meth:`map_logits` keeps ``workers`` calls
-    running at once. On 2 cores, two single-threaded calls on batches of 64 classified
-    1.4x more pixels per second than one two-threaded call on batches of 256.
+    running at once: on 2 cores, two single-threaded calls on small batches outran one
+    two-threaded call on large ones (benchmarks/bench_inference.py measures the result).
 
     Args:
         path: the ``.onnx`` file.
