@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ class Scene:
         wavelengths_nm: centre wavelength per band, or None when unknown.
         valid: (rows, cols) bool, False for no-data pixels; None means all valid.
         source: provenance / credit line.
+        split: which train/test split the label maps are.
     """
 
     name: str
@@ -54,7 +55,6 @@ class Scene:
     valid: np.ndarray | None = None
     source: str = ""
     split: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         rows, cols, bands = self.cube.shape
