@@ -161,3 +161,41 @@ def test_runs_as_a_modeler_child_algorithm(processing_plugin, tmp_path, qgis_pro
     )
     assert ok, results
     assert read_raster(out).shape == (24, 24) and (read_raster(out) > 0).all()
+
+
+def _bare_onnx(path):
+    import onnx
+    from onnx import helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "bare",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None, 3])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("all-nodata", "no valid pixel"),
+        ("smaller-than-patch", "5x5 pixels.*at least 7x7"),
+        ("model-without-metadata", "no FactoFormer metadata"),
+    ],
+)
+def test_other_bad_inputs_raise_one_line_errors(processing_plugin, tmp_path, case, message):
+    raster = tmp_path / "in.tif"
+    params = {"INPUT": str(raster), "OUTPUT": str(tmp_path / "out.tif")}
+    if case == "all-nodata":
+        write_raster(raster, np.full((200, 12, 12), -1, dtype=np.int16), nodata=-1)
+    elif case == "smaller-than-patch":
+        write_raster(raster, np.ones((200, 5, 5), dtype=np.int16))
+    else:
+        write_raster(raster, np.ones((200, 12, 12), dtype=np.int16))
+        params["MODEL"] = str(_bare_onnx(tmp_path / "bare.onnx"))
+    with pytest.raises(QgsProcessingException, match=message) as exc:
+        _run(params)
+    assert "\n" not in str(exc.value).strip()
+    assert not (tmp_path / "out.tif").exists()
