@@ -41,3 +41,9 @@ class OutputError(EngineError, OSError):
 
 class CancelledError(EngineError):
     """The user cancelled the operation; no output was left behind."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

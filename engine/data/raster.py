@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from osgeo import gdal
 
-from ..errors import RasterReadError
+from ..errors import RasterReadError, first_line
 
 gdal.UseExceptions()
 
@@ -52,7 +52,7 @@ def open_raster(path: str | os.PathLike[str]) -> gdal.Dataset:
     try:
         ds = gdal.Open(path, gdal.GA_ReadOnly)
     except RuntimeError as exc:
-        raise RasterReadError(f"cannot open {path} as a raster: {_first_line(exc)}") from None
+        raise RasterReadError(f"cannot open {path} as a raster: {first_line(exc)}") from None
     if ds is None or ds.RasterCount == 0:
         raise RasterReadError(f"{path} contains no raster bands")
     return ds
@@ -123,8 +123,3 @@ def category_names(path: str | os.PathLike[str]) -> list[str] | None:
     ds.GetGeoTransform()  # GDAL 3.6 GTiff loads the .aux.xml lazily, not for category names
     names = ds.GetRasterBand(1).GetCategoryNames()
     return list(names) if names else None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

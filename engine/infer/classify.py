@@ -14,11 +14,17 @@ from osgeo import gdal
 
 from ..data.patches import PatchExtractor, pad_symmetric
 from ..data.raster import BandInfo, band_info, open_raster
-from ..errors import BandMismatchError, InputDataError, OutputError, RasterReadError
+from ..errors import (
+    BandMismatchError,
+    InputDataError,
+    OutputError,
+    RasterReadError,
+    first_line,
+)
 from ..metadata import ModelMetadata
 from ..progress import Feedback, SilentFeedback, check_cancelled
 from .model import OnnxClassifier, softmax
-from .outputs import StagedGeoTiff, check_destination
+from .outputs import StagedGeoTiff, check_destination, commit_outputs
 from .style import paletted_qml, style_class_band
 from .windows import HaloWindow, tile_raster, tile_size_for_budget, with_halo
 
@@ -192,7 +198,8 @@ class TiledClassifier:
                 raise InputDataError(f"{raster.name} has no valid pixel: every pixel is no-data")
             check_cancelled(feedback)
             for name, out in staged.items():
-                out.commit(paletted_qml(self.meta.classes) if name == "class_map" else None)
+                out.finish(paletted_qml(self.meta.classes) if name == "class_map" else None)
+            commit_outputs(list(staged.values()))
         except BaseException:
             for out in staged.values():
                 out.discard()
@@ -265,7 +272,7 @@ class TiledClassifier:
         except RuntimeError as exc:
             raise RasterReadError(
                 f"cannot read {Path(ds.GetDescription()).name} at pixel ({read.col_off}, "
-                f"{read.row_off}): {str(exc).strip().splitlines()[0]}"
+                f"{read.row_off}): {first_line(exc)}"
             ) from None
         block = block.reshape(info.count, read.height, read.width)  # (bands, rows, cols)
         valid = self._valid_pixels(block, info, mask_ds, window)
@@ -301,8 +308,7 @@ class TiledClassifier:
                 for band, values in enumerate(layers[name], start=1):
                     out.band(band).WriteArray(values, tile.col_off, tile.row_off)
             except RuntimeError as exc:
-                reason = str(exc).strip().splitlines()[0]
-                raise OutputError(f"cannot write {out.path.name}: {reason}") from None
+                raise OutputError(f"cannot write {out.path.name}: {first_line(exc)}") from None
         return classes
 
     @staticmethod

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ..errors import InferenceError, ModelLoadError, ModelMetadataError
+from ..errors import InferenceError, ModelLoadError, ModelMetadataError, first_line
 from ..metadata import ModelMetadata
 
 MAX_WORKERS = 8  # each in-flight batch of 64 patches needs about 50 MB
@@ -45,8 +45,9 @@ class OnnxClassifier:
                 str(self.path), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # ORT raises its own exception types for bad files
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"{self.path.name} is not a valid ONNX model: {reason}") from None
+            raise ModelLoadError(
+                f"{self.path.name} is not a valid ONNX model: {first_line(exc)}"
+            ) from None
         props = self.session.get_modelmeta().custom_metadata_map
         self.metadata = ModelMetadata.from_properties(props, source=self.path.name)
         self._check_signature()
@@ -81,8 +82,9 @@ class OnnxClassifier:
                 [self.metadata.output_name], {self.metadata.input_name: patches}
             )[0]
         except Exception as exc:  # ORT raises its own exception types
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InferenceError(f"ONNX Runtime failed on {self.path.name}: {reason}") from None
+            raise InferenceError(
+                f"ONNX Runtime failed on {self.path.name}: {first_line(exc)}"
+            ) from None
 
     def map_logits(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """Logits of each batch, in order, with up to ``workers`` batches in flight.

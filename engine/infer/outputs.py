@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 from osgeo import gdal
 
-from ..errors import OutputError
+from ..errors import OutputError, first_line
 
 gdal.UseExceptions()
 
@@ -58,8 +59,8 @@ def sidecars(path: Path) -> tuple[Path, Path]:
 class StagedGeoTiff:
     """A tiled, compressed GeoTIFF built beside its destination under a hidden name.
 
-    Nothing appears at the destination until :meth:`commit`; :meth:`discard` removes
-    every trace. A previous file at the destination survives until the commit.
+    Nothing appears at the destination until :func:`commit_outputs`; :meth:`discard`
+    removes every trace. A previous file at the destination survives until the commit.
     """
 
     def __init__(
@@ -74,13 +75,15 @@ class StagedGeoTiff:
     ) -> None:
         self.path = path
         self.tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial.tif")
+        self.qml: str | None = None
+        self.dataset: gdal.Dataset | None = None
         try:
             self.dataset = gdal.GetDriverByName("GTiff").Create(
                 str(self.tmp), width, height, bands, data_type, list(GTIFF_OPTIONS)
             )
         except RuntimeError as exc:
-            self._remove_tmp()
-            raise OutputError(f"cannot create {path}: {str(exc).splitlines()[0]}") from None
+            self.discard()
+            raise OutputError(f"cannot create {path}: {first_line(exc)}") from None
         if geotransform is not None:
             self.dataset.SetGeoTransform(geotransform)
         if projection:
@@ -89,40 +92,98 @@ class StagedGeoTiff:
     def band(self, index: int) -> gdal.Band:
         return self.dataset.GetRasterBand(index)
 
-    def close(self) -> None:
-        if self.dataset is not None:
-            self.dataset.FlushCache()
-            self.dataset = None
+    def finish(self, qml: str | None = None) -> None:
+        """Write everything to the temporary files: raster, GDAL sidecar, QGIS style.
 
-    def commit(self, qml: str | None = None) -> Path:
-        """Close the file and move it and its sidecars to the destination."""
-        self.close()
+        Raises:
+            OutputError: a write failed (disk full, I/O error); the destination is untouched.
+        """
         try:
-            for stale in sidecars(self.path):  # stale sidecars would restyle the new file
-                if stale.exists():
-                    stale.unlink()
-            aux = Path(str(self.tmp) + ".aux.xml")
-            os.replace(self.tmp, self.path)
-            if aux.exists():
-                os.replace(aux, Path(str(self.path) + ".aux.xml"))
-            if qml is not None:
-                qml_path = self.path.with_suffix(".qml")
-                qml_tmp = qml_path.with_name(f".{qml_path.name}.partial")
-                qml_tmp.write_text(qml, encoding="utf-8")
-                os.replace(qml_tmp, qml_path)
-        except OSError as exc:
-            self.discard()
-            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-        return self.path
+            self.dataset.FlushCache()
+        except RuntimeError as exc:
+            raise OutputError(f"cannot write {self.path}: {first_line(exc)}") from None
+        error = self._close()
+        if error:
+            raise OutputError(f"cannot write {self.path}: {error}")
+        if qml is not None:
+            try:
+                self._staged_qml.write_text(qml, encoding="utf-8")
+            except OSError as exc:
+                raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+            self.qml = qml
+
+    def moves(self) -> list[tuple[Path | None, Path]]:
+        """(staged file or None, destination) for the raster and each sidecar.
+
+        None means the destination must not exist after the commit (a stale sidecar of
+        an older file would restyle or misdescribe the new one).
+        """
+        aux, qml = sidecars(self.path)
+        staged_aux = Path(str(self.tmp) + ".aux.xml")
+        return [
+            (self.tmp, self.path),
+            (staged_aux if staged_aux.exists() else None, aux),
+            (self._staged_qml if self.qml is not None else None, qml),
+        ]
 
     def discard(self) -> None:
-        """Close and delete the temporary file; the destination is left untouched."""
-        self.dataset = None
-        self._remove_tmp()
+        """Close and delete the temporary files; the destination is left untouched."""
+        self._close()  # errors do not matter: the files are deleted
+        for p in (self.tmp, Path(str(self.tmp) + ".aux.xml"), self._staged_qml):
+            p.unlink(missing_ok=True)
 
-    def _remove_tmp(self) -> None:
-        for p in (self.tmp, Path(str(self.tmp) + ".aux.xml")):
-            try:
-                p.unlink()
-            except FileNotFoundError:
-                pass
+    def _close(self) -> str | None:
+        """Close the dataset; returns the first error GDAL reported while closing, if any.
+
+        GDAL 3.6 reports a failed close (e.g. disk full) only as an exception raised in
+        the dataset's destructor, which Python would print and drop; it is caught here.
+        """
+        errors: list[str] = []
+        previous_hook = sys.unraisablehook
+        sys.unraisablehook = lambda unraisable: errors.append(first_line(unraisable.exc_value))
+        try:
+            self.dataset = None  # the last reference: GDAL closes the file here
+        finally:
+            sys.unraisablehook = previous_hook
+        return errors[0] if errors else None
+
+    @property
+    def _staged_qml(self) -> Path:
+        return self.tmp.with_suffix(".qml")
+
+
+def commit_outputs(outputs: Sequence[StagedGeoTiff]) -> None:
+    """Move finished outputs and their sidecars into place: all of them, or none.
+
+    Existing files at the destinations are set aside first and restored if any move
+    fails, so an error leaves the previous results as they were.
+
+    Raises:
+        OutputError: a move failed; every output is discarded.
+    """
+    set_aside: list[tuple[Path, Path]] = []  # (hidden copy, original destination)
+    placed: list[Path] = []
+    try:
+        for out in outputs:
+            for staged, destination in out.moves():
+                if destination.exists():
+                    hidden = destination.with_name(
+                        f".{destination.name}.{uuid.uuid4().hex[:8]}.old"
+                    )
+                    os.replace(destination, hidden)
+                    set_aside.append((hidden, destination))
+                if staged is not None:
+                    os.replace(staged, destination)
+                    placed.append(destination)
+    except OSError as exc:
+        for destination in placed:
+            destination.unlink(missing_ok=True)
+        for hidden, destination in reversed(set_aside):
+            os.replace(hidden, destination)
+        for out in outputs:
+            out.discard()
+        raise OutputError(
+            f"cannot move the results into place ({exc.strerror or exc}); nothing was changed"
+        ) from None
+    for hidden, _ in set_aside:
+        hidden.unlink(missing_ok=True)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import (
     BUNDLED_SCENE,
+    REPO,
     WAVELENGTHS,
     read_raster,
     synthetic_cube,
@@ -249,6 +257,60 @@ def test_cancel_midway_leaves_no_output_and_keeps_the_old_file(ip_smoke_model, t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.tif"]
 
 
+def _limit_file_size_to_64_kib() -> None:
+    """In the child process: writes past 64 KiB fail with EFBIG, as on a full disk."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+
+def test_disk_full_leaves_no_output_and_keeps_the_old_file(tiny_model, tmp_path):
+    cube, _ = synthetic_cube(rows=160, cols=160)
+    raster = write_raster(tmp_path / "scene.tif", cube)
+    results = tmp_path / "results"
+    results.mkdir()
+    out = results / "map.tif"
+    out.write_bytes(b"previous result")
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine", "classify", str(raster), "--model", str(tiny_model.onnx)]
+        + ["--output", str(out), "--probabilities", str(results / "prob.tif"), "--quiet"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limit_file_size_to_64_kib,
+    )
+    # the class map (a few KiB) fits; the probability stack (300 KiB) does not
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: cannot write") and "prob.tif" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert out.read_bytes() == b"previous result"
+    assert sorted(p.name for p in results.iterdir()) == ["map.tif"]
+
+
+def test_failed_move_restores_every_previous_file(
+    tiny_model, synthetic_scene_files, tmp_path, monkeypatch
+):
+    """If moving the last output into place fails, the outputs already moved are undone."""
+    from engine.infer import outputs
+
+    paths = {name: tmp_path / f"{name}.tif" for name in ("map", "conf", "prob")}
+    classify_raster(synthetic_scene_files["raster"], tiny_model.onnx, *paths.values())
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert {"map.tif", "map.qml", "conf.tif", "prob.tif"} <= set(before)
+
+    real_replace = os.replace
+
+    def replace_failing_on_prob(src, dst):
+        if Path(dst) == paths["prob"] and ".partial" in Path(src).name:
+            raise OSError(errno.EIO, "Input/output error")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(outputs.os, "replace", replace_failing_on_prob)
+    with pytest.raises(OutputError, match="nothing was changed"):
+        classify_raster(synthetic_scene_files["raster"], tiny_model.onnx, *paths.values())
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 def test_progress_is_reported_per_tile_and_reaches_one(tiny_model, synthetic_scene_files, tmp_path):
     feedback = CancelAfter(2.0)  # never cancels
     TiledClassifier(OnnxClassifier(tiny_model.onnx), tile_size=8).classify(
@@ -270,11 +332,6 @@ def test_existing_output_is_replaced_with_fresh_sidecars(
 
 
 def test_cli_classify_reports_errors_in_one_line(tiny_model, tmp_path):
-    import subprocess
-    import sys
-
-    from helpers import REPO
-
     cube, _ = synthetic_cube(bands=10)
     raster = write_raster(tmp_path / "ten.tif", cube)
     proc = subprocess.run(
