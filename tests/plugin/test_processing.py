@@ -69,6 +69,34 @@ def test_output_loads_as_a_paletted_layer_with_exactly_the_model_classes(ip_run,
     assert confidence.dtype == np.float32 and (confidence > 0).all() and (confidence <= 1).all()
 
 
+def test_rendered_map_shows_each_pixel_in_its_class_colour(ip_run):
+    """Render the output as QGIS draws it: one screen pixel per raster pixel."""
+    from qgis.core import QgsMapRendererSequentialJob, QgsMapSettings
+    from qgis.PyQt.QtCore import QSize
+    from qgis.PyQt.QtGui import QColor, QImage
+
+    _, out, _ = ip_run
+    layer = QgsRasterLayer(str(out), "classes")
+    settings = QgsMapSettings()
+    settings.setLayers([layer])
+    settings.setDestinationCrs(layer.crs())
+    settings.setExtent(layer.extent())
+    settings.setOutputSize(QSize(layer.width(), layer.height()))
+    job = QgsMapRendererSequentialJob(settings)
+    job.start()
+    job.waitForFinished()
+    image = job.renderedImage().convertToFormat(QImage.Format_ARGB32)
+    bits = image.constBits()
+    bits.setsize(image.byteCount())
+    argb = np.frombuffer(bits, dtype=np.uint32).reshape(image.height(), image.bytesPerLine() // 4)
+    colours = np.zeros(256, dtype=np.uint32)
+    for c in layer.renderer().classes():
+        colours[int(c.value)] = QColor(c.color).rgba()
+    classes = read_raster(out)
+    assert len(np.unique(classes)) == 16
+    assert np.array_equal(argb[:, : layer.width()], colours[classes])
+
+
 def _run(params, feedback=None):
     import processing
 
