@@ -1,5 +1,5 @@
 # Developer shortcuts; the README's two commands are scripts/demo.sh and scripts/test.sh.
-.PHONY: setup demo test plugin resources lint clean
+.PHONY: setup demo test plugin desktop-check resources lint clean
 
 setup:
 	scripts/setup.sh
@@ -12,6 +12,9 @@ test:
 
 plugin: setup
 	.venv/bin/python scripts/build_plugin.py
+
+desktop-check:
+	scripts/desktop_check.sh
 
 resources: setup
 	.venv/bin/python scripts/make_resources.py
