@@ -5,8 +5,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import resource
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -257,10 +255,14 @@ def test_cancel_midway_leaves_no_output_and_keeps_the_old_file(ip_smoke_model, t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.tif"]
 
 
-def _limit_file_size_to_64_kib() -> None:
-    """In the child process: writes past 64 KiB fail with EFBIG, as on a full disk."""
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+# The engine CLI in a process whose writes past 64 KiB per file fail with EFBIG, like a
+# full disk (SIGXFSZ ignored so the write returns an error instead of killing the process).
+CLI_WITH_64_KIB_FILES = (
+    "import resource, signal, sys; from engine.cli import main; "
+    "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536)); "
+    "sys.exit(main(sys.argv[1:]))"
+)
 
 
 def test_disk_full_leaves_no_output_and_keeps_the_old_file(tiny_model, tmp_path):
@@ -271,13 +273,13 @@ def test_disk_full_leaves_no_output_and_keeps_the_old_file(tiny_model, tmp_path)
     out = results / "map.tif"
     out.write_bytes(b"previous result")
     proc = subprocess.run(
-        [sys.executable, "-m", "engine", "classify", str(raster), "--model", str(tiny_model.onnx)]
+        [sys.executable, "-c", CLI_WITH_64_KIB_FILES, "classify", str(raster)]
+        + ["--model", str(tiny_model.onnx)]
         + ["--output", str(out), "--probabilities", str(results / "prob.tif"), "--quiet"],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=120,
-        preexec_fn=_limit_file_size_to_64_kib,
     )
     # the class map (a few KiB) fits; the probability stack (300 KiB) does not
     assert proc.returncode == 2
