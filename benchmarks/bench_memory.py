@@ -45,7 +45,7 @@ def write_mosaic(path: Path, size: int) -> None:
     ds.SetGeoTransform((0.0, 20.0, 0.0, 20.0 * size, 0.0, -20.0))
     for row in range(0, size, block):
         rows = min(block, size - row)
-        ds.WriteRaster(0, row, size, rows, strip[:, :rows].tobytes(), band_list=list(range(1, 201)))
+        ds.WriteRaster(0, row, size, rows, strip[:, :rows].tobytes())
     ds = None
 
 

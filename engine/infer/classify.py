@@ -302,7 +302,8 @@ class TiledClassifier:
                 done += r.size
                 feedback.set_progress(done / total)
         layers = {"class_map": [classes], "probabilities": list(probs)}
-        layers["confidence"] = [np.where(core_valid, probs.max(axis=0), PROBABILITY_NODATA)]
+        if "confidence" in staged:
+            layers["confidence"] = [np.where(core_valid, probs.max(axis=0), PROBABILITY_NODATA)]
         for name, out in staged.items():
             try:
                 for band, values in enumerate(layers[name], start=1):

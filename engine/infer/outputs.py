@@ -75,7 +75,6 @@ class StagedGeoTiff:
     ) -> None:
         self.path = path
         self.tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial.tif")
-        self.qml: str | None = None
         self.dataset: gdal.Dataset | None = None
         try:
             self.dataset = gdal.GetDriverByName("GTiff").Create(
@@ -107,10 +106,9 @@ class StagedGeoTiff:
             raise OutputError(f"cannot write {self.path}: {error}")
         if qml is not None:
             try:
-                self._staged_qml.write_text(qml, encoding="utf-8")
+                sidecars(self.tmp)[1].write_text(qml, encoding="utf-8")
             except OSError as exc:
                 raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-            self.qml = qml
 
     def moves(self) -> list[tuple[Path | None, Path]]:
         """(staged file or None, destination) for the raster and each sidecar.
@@ -118,18 +116,13 @@ class StagedGeoTiff:
         None means the destination must not exist after the commit (a stale sidecar of
         an older file would restyle or misdescribe the new one).
         """
-        aux, qml = sidecars(self.path)
-        staged_aux = Path(str(self.tmp) + ".aux.xml")
-        return [
-            (self.tmp, self.path),
-            (staged_aux if staged_aux.exists() else None, aux),
-            (self._staged_qml if self.qml is not None else None, qml),
-        ]
+        staged = zip(sidecars(self.tmp), sidecars(self.path), strict=True)
+        return [(self.tmp, self.path)] + [(s if s.exists() else None, d) for s, d in staged]
 
     def discard(self) -> None:
         """Close and delete the temporary files; the destination is left untouched."""
         self._close()  # errors do not matter: the files are deleted
-        for p in (self.tmp, Path(str(self.tmp) + ".aux.xml"), self._staged_qml):
+        for p in (self.tmp, *sidecars(self.tmp)):
             p.unlink(missing_ok=True)
 
     def _close(self) -> str | None:
@@ -147,10 +140,6 @@ class StagedGeoTiff:
             sys.unraisablehook = previous_hook
         return errors[0] if errors else None
 
-    @property
-    def _staged_qml(self) -> Path:
-        return self.tmp.with_suffix(".qml")
-
 
 def commit_outputs(outputs: Sequence[StagedGeoTiff]) -> None:
     """Move finished outputs and their sidecars into place: all of them, or none.
@@ -159,7 +148,7 @@ def commit_outputs(outputs: Sequence[StagedGeoTiff]) -> None:
     fails, so an error leaves the previous results as they were.
 
     Raises:
-        OutputError: a move failed; every output is discarded.
+        OutputError: a move failed; the staged files are left for the caller to discard.
     """
     set_aside: list[tuple[Path, Path]] = []  # (hidden copy, original destination)
     placed: list[Path] = []
@@ -180,8 +169,6 @@ def commit_outputs(outputs: Sequence[StagedGeoTiff]) -> None:
             destination.unlink(missing_ok=True)
         for hidden, destination in reversed(set_aside):
             os.replace(hidden, destination)
-        for out in outputs:
-            out.discard()
         raise OutputError(
             f"cannot move the results into place ({exc.strerror or exc}); nothing was changed"
         ) from None
