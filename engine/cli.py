@@ -11,8 +11,8 @@ from pathlib import Path
 from .errors import EngineError
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, prog: str = "factoformer") -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
@@ -27,9 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m engine",
+        prog=prog,
         description="FactoFormer hyperspectral classification engine.",
     )
     sub = parser.add_subparsers(dest="command", required=True)

@@ -28,3 +28,12 @@ if ! sha256sum --check --status "$STAMP" 2>/dev/null; then
         || { echo "setup: the venv is broken (see above)" >&2; exit 1; }
     sha256sum requirements.txt > "$STAMP"
 fi
+
+# The engine as an editable package with its console command (.venv/bin/factoformer).
+ENGINE_STAMP=.venv/engine-install.sha256
+if ! sha256sum --check --status "$ENGINE_STAMP" 2>/dev/null || [ ! -x .venv/bin/factoformer ]; then
+    echo "setup: installing the engine (editable) and the factoformer command" >&2
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+        --no-build-isolation -e . >&2
+    sha256sum pyproject.toml > "$ENGINE_STAMP"
+fi
