@@ -13,6 +13,7 @@ import onnxruntime as ort
 
 from ..errors import InferenceError, ModelLoadError, ModelMetadataError, first_line
 from ..metadata import ModelMetadata
+from ..system import available_cores
 
 MAX_WORKERS = 8  # each in-flight batch of 64 patches needs about 50 MB
 
@@ -33,9 +34,11 @@ class OnnxClassifier:
 
     def __init__(self, path: str | os.PathLike[str], workers: int | None = None) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise ModelLoadError(f"model {self.path} is a folder; give the .onnx file inside it")
         if not self.path.is_file():
             raise ModelLoadError(f"model file not found: {self.path}")
-        self.workers = workers or min(len(os.sched_getaffinity(0)), MAX_WORKERS)
+        self.workers = workers or min(available_cores(), MAX_WORKERS)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -20,6 +19,7 @@ from ..data.scenes import Scene
 from ..models import FactoFormer
 from ..models.layers import seed_dropout
 from ..progress import ProgressBar
+from ..system import available_cores
 
 
 def configure_cpu(threads: int | None = None, tune_malloc: bool = True) -> None:
@@ -28,7 +28,7 @@ def configure_cpu(threads: int | None = None, tune_malloc: bool = True) -> None:
     glibc returns big blocks to the OS after each free and page-faults them back in on
     the next step; raising its mmap/trim thresholds saved ~15 % per training step.
     """
-    torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+    torch.set_num_threads(threads or available_cores())
     if tune_malloc and sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL("libc.so.6")
