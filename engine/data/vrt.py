@@ -1,0 +1,93 @@
+"""Band metadata that ``gdalbuildvrt`` leaves in a mosaic's source files.
+
+``gdalbuildvrt`` keeps each band's no-data value, scale and offset but drops its
+description and metadata items (``wavelength``, ``fwhm``, ``bbl``...). The engine reads
+those from the VRT's source files instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from xml.etree import ElementTree
+
+from osgeo import gdal
+
+DOMAINS = ("ENVI", "")  # later domains win
+DESCRIPTION = "description"
+
+
+def band_items(ds: gdal.Dataset) -> list[dict[str, str]]:
+    """Per band (index 0 = band 1): its metadata items and ``description``.
+
+    Items come from the default and ENVI domains. A VRT band takes the items it lacks
+    from the first of its source bands; a band is flagged bad (``bbl`` 0) when any of
+    its source bands is.
+    """
+    inherited = _source_items(ds)
+    out = []
+    for number in range(1, ds.RasterCount + 1):
+        own = _items(ds.GetRasterBand(number))
+        sources = inherited.get(number, [])
+        merged = {**(sources[0] if sources else {}), **own}
+        if any(_flagged_bad(s) for s in sources) and "bbl" not in own:
+            merged["bbl"] = "0"
+        out.append(merged)
+    return out
+
+
+def _items(band: gdal.Band) -> dict[str, str]:
+    items: dict[str, str] = {}
+    for domain in DOMAINS:
+        items.update(band.GetMetadata(domain) or {})
+    if band.GetDescription():
+        items[DESCRIPTION] = band.GetDescription()
+    return items
+
+
+def _flagged_bad(items: dict[str, str]) -> bool:
+    try:
+        return float(items.get("bbl", "1")) == 0
+    except ValueError:
+        return False
+
+
+def source_bands(ds: gdal.Dataset) -> dict[int, list[tuple[str, int]]]:
+    """VRT band number -> (file, band number) of each of its sources; {} if not a VRT."""
+    if ds.GetDriver().ShortName != "VRT":
+        return {}
+    xml = ds.GetMetadata("xml:VRT")
+    if not xml:
+        return {}
+    root = ElementTree.fromstring(xml[0])
+    base = Path(ds.GetDescription()).parent
+    out: dict[int, list[tuple[str, int]]] = {}
+    for band in root.iter("VRTRasterBand"):
+        number = int(band.get("band", "0"))
+        for source in band:
+            name, source_band = source.find("SourceFilename"), source.find("SourceBand")
+            if name is None or not name.text:
+                continue
+            path = name.text
+            if name.get("relativeToVRT") == "1" and not os.path.isabs(path):
+                path = str(base / path)
+            text = source_band.text if source_band is not None and source_band.text else "1"
+            if text.isdigit():
+                out.setdefault(number, []).append((path, int(text)))
+    return out
+
+
+def _source_items(ds: gdal.Dataset) -> dict[int, list[dict[str, str]]]:
+    """VRT band number -> the items of each of its source bands (each file read once)."""
+    per_file: dict[str, list[dict[str, str]]] = {}
+    out: dict[int, list[dict[str, str]]] = {}
+    for number, sources in source_bands(ds).items():
+        for path, source_band in sources:
+            if path not in per_file:
+                try:  # a source may itself be a VRT
+                    per_file[path] = band_items(gdal.Open(path, gdal.GA_ReadOnly))
+                except RuntimeError:
+                    per_file[path] = []  # reading the pixels will report it
+            if 1 <= source_band <= len(per_file[path]):
+                out.setdefault(number, []).append(per_file[path][source_band - 1])
+    return out
