@@ -8,6 +8,7 @@ those from the VRT's source files instead.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -15,24 +16,41 @@ from osgeo import gdal
 
 DOMAINS = ("ENVI", "")  # later domains win
 DESCRIPTION = "description"
+ENVI_LISTS = ("wavelength", "fwhm", "bbl")
 
 
 def band_items(ds: gdal.Dataset) -> list[dict[str, str]]:
     """Per band (index 0 = band 1): its metadata items and ``description``.
 
-    Items come from the default and ENVI domains. A VRT band takes the items it lacks
-    from the first of its source bands; a band is flagged bad (``bbl`` 0) when any of
-    its source bands is.
+    Items come from the band's default and ENVI domains and, for an ENVI header's
+    per-band lists (``wavelength``, ``fwhm``, ``bbl``), from the dataset. A VRT band takes
+    the items it lacks from the first of its source bands; a band is flagged bad (``bbl``
+    0) when any of its source bands is.
     """
     inherited = _source_items(ds)
+    header = _envi_lists(ds)
     out = []
     for number in range(1, ds.RasterCount + 1):
-        own = _items(ds.GetRasterBand(number))
+        own = {**header[number - 1], **_items(ds.GetRasterBand(number))}
         sources = inherited.get(number, [])
         merged = {**(sources[0] if sources else {}), **own}
-        if any(_flagged_bad(s) for s in sources) and "bbl" not in own:
+        if any(flagged_bad(s) for s in sources) and "bbl" not in own:
             merged["bbl"] = "0"
         out.append(merged)
+    return out
+
+
+def _envi_lists(ds: gdal.Dataset) -> list[dict[str, str]]:
+    """Per band, the values of the ENVI header lists that have one value per band."""
+    envi = ds.GetMetadata("ENVI") or {}
+    out: list[dict[str, str]] = [{} for _ in range(ds.RasterCount)]
+    for key in ENVI_LISTS:
+        values = re.findall(r"[^{},\s]+", envi.get(key, ""))
+        if len(values) == ds.RasterCount:
+            for items, value in zip(out, values, strict=True):
+                items[key] = value
+                if "wavelength_units" in envi:
+                    items["wavelength_units"] = envi["wavelength_units"]
     return out
 
 
@@ -45,7 +63,8 @@ def _items(band: gdal.Band) -> dict[str, str]:
     return items
 
 
-def _flagged_bad(items: dict[str, str]) -> bool:
+def flagged_bad(items: dict[str, str]) -> bool:
+    """True when a band's items flag it bad (``bbl`` 0)."""
     try:
         return float(items.get("bbl", "1")) == 0
     except ValueError:
