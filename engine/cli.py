@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from .errors import EngineError
 def main(argv: Sequence[str] | None = None, prog: str = "factoformer") -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    previous = _stop_on_termination()
     try:
         return int(args.run(args) or 0)
     except EngineError as exc:
@@ -22,9 +25,36 @@ def main(argv: Sequence[str] | None = None, prog: str = "factoformer") -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except BrokenPipeError:  # output piped into e.g. `head`
         sys.stderr.close()
         return 0
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C, so staged outputs are removed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def _stop_on_termination() -> dict[int, object]:
+    """Turn SIGTERM (and SIGHUP where it exists) into :class:`Terminated`; returns the
+    previous handlers. Only the main thread may install handlers; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def stop(signum: int, frame: object) -> None:
+        raise Terminated(signum)
+
+    signals = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    return {signum: signal.signal(signum, stop) for signum in signals}
 
 
 def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
@@ -67,12 +97,14 @@ def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
     p.set_defaults(run=_export)
 
     p = sub.add_parser("classify", help="classify a raster into a styled class map")
-    p.add_argument("input", type=Path, help="hyperspectral raster (any GDAL format)")
+    p.add_argument(
+        "input", help="hyperspectral raster: a file or any GDAL name (/vsizip/..., NETCDF:...)"
+    )
     p.add_argument("--model", type=Path, help="ONNX model (default: the shipped model)")
     p.add_argument("--output", type=Path, required=True, help="class map GeoTIFF")
     p.add_argument("--confidence", type=Path, help="optional confidence GeoTIFF")
     p.add_argument("--probabilities", type=Path, help="optional per-class probability GeoTIFF")
-    p.add_argument("--mask", type=Path, help="optional mask raster (0 = skip pixel)")
+    p.add_argument("--mask", help="optional mask raster (0 = skip pixel), any GDAL name")
     p.add_argument("--batch-size", type=int, default=64, help="patches per ONNX Runtime call")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_classify)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
 @dataclass(frozen=True)
@@ -14,6 +17,12 @@ class ClassInfo:
     value: int
     name: str
     color: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.color, str) or not _COLOR.fullmatch(self.color):
+            raise ValueError(
+                f"class {self.value} ({self.name}) has colour {self.color!r}, not #rrggbb"
+            )
 
     def rgb(self) -> tuple[int, int, int]:
         """Colour as an (r, g, b) tuple of 0-255 integers."""

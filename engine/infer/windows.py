@@ -77,10 +77,14 @@ def with_halo(tile: Window, halo: int, width: int, height: int) -> HaloWindow:
     )
 
 
-def tile_size_for_budget(num_bands: int, halo: int, budget_bytes: int) -> int:
-    """Largest tile edge (16..2048) whose float32 halo block fits ``budget_bytes`` three times.
+def tile_size_for_budget(
+    num_bands: int, halo: int, budget_bytes: int, num_classes: int = 0
+) -> int:
+    """Largest tile edge (16..2048) whose float32 arrays fit ``budget_bytes``.
 
-    Three copies live at once: the raw read, the normalised block and its padded copy.
+    Per tile, three copies of the halo block live at once (the raw read, the normalised
+    block and its padded copy) beside one score per class and pixel.
     """
-    edge = int((budget_bytes / (3 * 4 * max(num_bands, 1))) ** 0.5) - 2 * halo
+    per_pixel = 3 * 4 * max(num_bands, 1) + 4 * max(num_classes, 0)
+    edge = int((budget_bytes / per_pixel) ** 0.5) - 2 * halo
     return max(16, min(2048, edge))

@@ -154,7 +154,7 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
         try:
-            from ..engine.errors import CancelledError, EngineError
+            from ..engine.errors import CancelledError, EngineError, first_line
             from ..engine.infer.classify import TiledClassifier
             from ..engine.infer.model import OnnxClassifier
         except ImportError as exc:
@@ -189,6 +189,10 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException("Cancelled by the user; no output was written.") from None
         except EngineError as exc:
             raise QgsProcessingException(str(exc)) from None
+        except Exception as exc:  # an unforeseen failure: one line, never a crash
+            raise QgsProcessingException(
+                f"FactoFormer failed: {first_line(exc)} ({type(exc).__name__})"
+            ) from None
 
         feedback.pushInfo(
             f"Classified {report.classified_pixels} pixels ({report.nodata_pixels} no-data) in "
