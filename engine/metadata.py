@@ -16,7 +16,7 @@ from .data.classes import ClassInfo
 from .data.normalization import MinMaxNormalization
 from .errors import ModelMetadataError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: normalization.values (physical or raw); 1 = raw values
 MODEL_TYPES = ("FactoFormer",)
 PADDING_MODES = ("symmetric",)
 REQUIRED_KEYS = (
@@ -66,6 +66,11 @@ class ModelMetadata:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def input_values(self) -> str:
+        """``"physical"`` (raw * GDAL scale + offset) or ``"raw"``: what the model expects."""
+        return self.normalization.values
+
     def to_properties(self) -> dict[str, str]:
         """The ``metadata_props`` of the ONNX file: key -> JSON string."""
         values: dict[str, Any] = {
@@ -97,8 +102,13 @@ class ModelMetadata:
             "classes": [c.to_dict() for c in self.classes],
             "nodata": {
                 "class_value": 0,
-                "masked_input": ["band no-data value", "NaN or infinite value", "mask raster"],
+                "masked_input": [
+                    "band no-data value",
+                    "NaN or infinite value",
+                    "GDAL mask band (per-dataset, per-band or alpha)",
+                ],
                 "context_fill": "normalization.fill",
+                "mask_raster": "pixels not classified; their spectra stay as context",
             },
             "training": self.training,
             "metrics": self.metrics,
@@ -175,6 +185,7 @@ class ModelMetadata:
             problems.append(
                 f"normalisation has {self.normalization.num_bands} bands, model {self.num_bands}"
             )
+        problems.extend(self.normalization.problems())
         for name, per_band in (("wavelengths_nm", self.wavelengths_nm), ("fwhm_nm", self.fwhm_nm)):
             if per_band is not None and len(per_band) != self.num_bands:
                 problems.append(f"{len(per_band)} {name} for {self.num_bands} bands")

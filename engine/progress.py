@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from typing import Protocol, TextIO
 
 from .errors import CancelledError
+
+LOGGER = logging.getLogger("engine")
 
 
 class Feedback(Protocol):
@@ -18,15 +21,30 @@ class Feedback(Protocol):
     def is_cancelled(self) -> bool:
         """True once the user asked to stop."""
 
+    # Optional: ``push_warning(message: str) -> None`` reports a problem that does not stop
+    # the run (see :func:`warn`); feedback objects without it send warnings to the log.
+
 
 class SilentFeedback:
-    """Feedback that reports nothing and never cancels."""
+    """Feedback that shows no progress and never cancels; warnings go to the ``engine`` log."""
 
     def set_progress(self, fraction: float) -> None:
         pass
 
     def is_cancelled(self) -> bool:
         return False
+
+    def push_warning(self, message: str) -> None:
+        LOGGER.warning(message)
+
+
+def warn(feedback: Feedback, message: str) -> None:
+    """Report a warning through ``feedback.push_warning``, else the ``engine`` logger."""
+    push = getattr(feedback, "push_warning", None)
+    if callable(push):
+        push(message)
+    else:
+        LOGGER.warning(message)
 
 
 def check_cancelled(feedback: Feedback) -> None:
@@ -81,3 +99,9 @@ class ProgressBar:
 
     def is_cancelled(self) -> bool:
         return False
+
+    def push_warning(self, message: str) -> None:
+        """Write ``warning: message`` on its own line (below the bar on a terminal)."""
+        start = "\n" if self.interactive and self._last_draw and not self._finished else ""
+        self.stream.write(f"{start}warning: {message}\n")
+        self.stream.flush()

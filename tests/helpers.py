@@ -114,3 +114,32 @@ TINY_CONFIG = {
     "band_heads": 2,
     "fusion_dim": 16,
 }
+
+
+def write_scaled(path: Path, raw: np.ndarray, factor: int = 2, shift: int = 0, **kwargs) -> Path:
+    """Store ``raw * factor + shift`` with the GDAL scale/offset that give back ``raw``."""
+    stored = raw.astype(np.int32) * factor + shift
+    write_raster(path, stored.astype(raw.dtype), **kwargs)
+    ds = gdal.Open(str(path), gdal.GA_Update)
+    for b in range(1, ds.RasterCount + 1):
+        ds.GetRasterBand(b).SetScale(1.0 / factor)
+        ds.GetRasterBand(b).SetOffset(-shift / factor)
+    ds = None
+    return path
+
+
+def edit_model_metadata(src: Path, dst: Path, edit) -> Path:
+    """Copy an ONNX model, passing its parsed metadata (key -> value) through ``edit``."""
+    import json
+
+    import onnx
+
+    proto = onnx.load(str(src))
+    values = {p.key: json.loads(p.value) for p in proto.metadata_props}
+    edit(values)
+    del proto.metadata_props[:]
+    for key, value in values.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    onnx.save(proto, str(dst))
+    return dst

@@ -7,6 +7,10 @@ from typing import Any
 
 import numpy as np
 
+PHYSICAL = "physical"  # GDAL scale/offset applied: raw * scale + offset (what loaders return)
+RAW = "raw"  # the stored numbers, scale/offset ignored (models exported before schema 2)
+VALUE_KINDS = (PHYSICAL, RAW)
+
 
 @dataclass(frozen=True)
 class MinMaxNormalization:
@@ -20,11 +24,14 @@ class MinMaxNormalization:
         maximum: (bands,) per-band maximum of the training scene.
         fill: (bands,) normalised value used for no-data pixels inside a patch's context
             (the training scene's mean spectrum).
+        values: which values the statistics describe: :data:`PHYSICAL` (GDAL scale and
+            offset applied, as every scene loader does) or :data:`RAW` (older models).
     """
 
     minimum: np.ndarray
     maximum: np.ndarray
     fill: np.ndarray
+    values: str = PHYSICAL
 
     @classmethod
     def fit(cls, cube: np.ndarray, valid: np.ndarray | None = None) -> MinMaxNormalization:
@@ -54,6 +61,7 @@ class MinMaxNormalization:
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": "minmax",
+            "values": self.values,
             "minimum": [float(v) for v in self.minimum],
             "maximum": [float(v) for v in self.maximum],
             "fill": [float(v) for v in self.fill],
@@ -61,9 +69,25 @@ class MinMaxNormalization:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> MinMaxNormalization:
+        """Statistics from :meth:`to_dict`; a dict without ``values`` describes raw values."""
         if values.get("method") != "minmax":
             raise ValueError(f"unsupported normalisation method {values.get('method')!r}")
+        kind = values.get("values", RAW)
+        if kind not in VALUE_KINDS:
+            raise ValueError(f"normalisation values must be one of {VALUE_KINDS}, not {kind!r}")
         arrays = [np.asarray(values[k], dtype=np.float32) for k in ("minimum", "maximum", "fill")]
         if len({a.shape for a in arrays}) != 1 or arrays[0].ndim != 1:
             raise ValueError("normalisation minimum, maximum and fill must be equal-length lists")
-        return cls(*arrays)
+        return cls(*arrays, values=kind)
+
+    def problems(self) -> list[str]:
+        """What makes these statistics unusable (non-finite values, maximum below minimum)."""
+        found = []
+        for name in ("minimum", "maximum", "fill"):
+            bad = np.flatnonzero(~np.isfinite(getattr(self, name)))
+            if bad.size:
+                found.append(f"normalisation {name} of band {bad[0] + 1} is not finite")
+        below = np.flatnonzero(self.maximum < self.minimum)
+        if below.size:
+            found.append(f"normalisation maximum of band {below[0] + 1} is below its minimum")
+        return found

@@ -17,7 +17,14 @@ from .classes import (
     ClassInfo,
     make_classes,
 )
-from .raster import band_info, category_names, open_raster, read_label_raster
+from .raster import (
+    BandInfo,
+    band_info,
+    category_names,
+    open_raster,
+    read_label_raster,
+    read_window,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_INDIAN_PINES = REPO_ROOT / "resources" / "indian_pines"
@@ -34,13 +41,15 @@ class Scene:
 
     Attributes:
         name: short identifier, e.g. ``indian_pines``.
-        cube: (rows, cols, bands) raw values (any numeric dtype).
+        cube: (rows, cols, bands) physical values: GDAL scale/offset applied (float32) when
+            the raster has them, else the stored values in their own dtype.
         train_labels: (rows, cols) int32 class values, 0 = not a training pixel.
         test_labels: (rows, cols) int32 class values, 0 = not a test pixel; None if absent.
         classes: class table; values 1..N match the label rasters.
         band_names: one name per band.
         wavelengths_nm: centre wavelength per band, or None when unknown.
-        valid: (rows, cols) bool, False for no-data pixels; None means all valid.
+        valid: (rows, cols) bool, False where data is missing (no-data value, NaN/inf, GDAL
+            mask band); None means all valid.
         source: provenance / credit line.
         split: which train/test split the label maps are.
     """
@@ -109,9 +118,8 @@ def load_indian_pines(data_root: str | os.PathLike[str] | None = None) -> Scene:
         folder = BUNDLED_INDIAN_PINES
         cube_path = folder / "indian_pines.tif"
         _require(cube_path, "the bundled Indian Pines scene; run `make resources` in a checkout")
-        ds = open_raster(cube_path)
-        cube = np.moveaxis(ds.ReadAsArray(), 0, -1)
-        names = band_info(ds).names
+        cube, _, info = _read_raster_cube(cube_path)
+        names = info.names
         train = read_label_raster(folder / "indian_pines_train.tif")
         test = read_label_raster(folder / "indian_pines_test.tif")
     else:
@@ -189,19 +197,13 @@ def load_raster_scene(
 ) -> Scene:
     """Any GDAL raster with a training label raster (and optionally a test one).
 
-    Label rasters hold class values 1..N (0 or no-data = unlabelled) on the raster's grid.
+    The cube is read as inference reads it: physical values (GDAL scale/offset applied),
+    alpha bands and bands flagged bad in an ENVI ``bbl`` left out, and pixels whose data
+    is missing (no-data value, NaN/inf, GDAL mask band) marked invalid. Label rasters hold
+    class values 1..N (0 or no-data = unlabelled) on the raster's grid.
     Class names come from the training label raster's category names when it has them.
     """
-    ds = open_raster(raster)
-    info = band_info(ds)
-    cube = ds.ReadAsArray().reshape(ds.RasterCount, ds.RasterYSize, ds.RasterXSize)
-    cube = np.moveaxis(cube, 0, -1)
-    valid = np.ones(cube.shape[:2], dtype=bool)
-    for b, nodata in enumerate(info.nodata):
-        if nodata is not None:
-            valid &= cube[..., b] != nodata
-    if cube.dtype.kind == "f":
-        valid &= np.isfinite(cube).all(axis=-1)
+    cube, valid, info = _read_raster_cube(raster)
     train = read_label_raster(train_labels)
     test = read_label_raster(test_labels) if test_labels is not None else None
     num_classes = int(max(train.max(), test.max() if test is not None else 0))
@@ -258,8 +260,24 @@ def _load_mat(path: Path, key: str | None) -> np.ndarray:
 
 
 def _load_cube(path: str | os.PathLike[str], mat_key: str | None, what: str) -> np.ndarray:
-    """(rows, cols, bands) cube from a .mat file or any GDAL raster."""
+    """(rows, cols, bands) cube from a .mat file or any GDAL raster (physical values)."""
     path = _require(Path(path), what)
     if path.suffix.lower() == ".mat":
         return _load_mat(path, mat_key)
-    return np.moveaxis(open_raster(path).ReadAsArray(), 0, -1)
+    return _read_raster_cube(path)[0]
+
+
+def _read_raster_cube(
+    path: str | os.PathLike[str],
+) -> tuple[np.ndarray, np.ndarray, BandInfo]:
+    """(rows, cols, bands) physical values, (rows, cols) has-data mask and the bands read.
+
+    Uses :func:`read_window`, the reader inference uses, so training and inference see the
+    same values; bands flagged bad in an ENVI ``bbl`` are left out.
+    """
+    ds = open_raster(path)
+    info = band_info(ds).good()
+    if info.count == 0:
+        raise InputDataError(f"{path}: every band is flagged bad (bbl) or is an alpha band")
+    cube, valid = read_window(ds, info, 0, 0, ds.RasterXSize, ds.RasterYSize)
+    return np.moveaxis(cube, 0, -1), valid, info

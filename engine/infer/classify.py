@@ -12,17 +12,19 @@ from typing import Any
 import numpy as np
 from osgeo import gdal
 
+from ..data.normalization import PHYSICAL
 from ..data.patches import PatchExtractor, pad_symmetric
-from ..data.raster import BandInfo, band_info, open_raster
+from ..data.raster import BandInfo, band_info, open_raster, read_window
 from ..errors import (
     BandMismatchError,
+    InferenceError,
     InputDataError,
     OutputError,
-    RasterReadError,
     first_line,
 )
 from ..metadata import ModelMetadata
-from ..progress import Feedback, SilentFeedback, check_cancelled
+from ..progress import Feedback, SilentFeedback, check_cancelled, warn
+from .inputs import RangeMonitor, open_mask, read_user_mask
 from .model import OnnxClassifier, softmax
 from .outputs import StagedGeoTiff, check_destination, commit_outputs
 from .style import paletted_qml, style_class_band
@@ -48,6 +50,7 @@ class ClassificationReport:
     nodata_pixels: int = 0
     class_counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def pixels_per_second(self) -> float:
@@ -65,35 +68,55 @@ class ClassificationReport:
             "nodata_pixels": self.nodata_pixels,
             "class_counts": self.class_counts,
             "seconds": round(self.seconds, 3),
+            "warnings": self.warnings,
         }
 
 
-def check_bands(meta: ModelMetadata, info: BandInfo, raster_name: str) -> None:
-    """Refuse a raster whose bands do not match the model (count, then wavelengths)."""
+def check_bands(meta: ModelMetadata, info: BandInfo, raster_name: str) -> BandInfo:
+    """The raster bands the model reads; refuses a mismatch (count, then wavelengths).
+
+    Bands flagged bad in an ENVI ``bbl`` are left out; a raster whose bands match the model
+    only with a bad band included is refused, naming that band.
+    """
+    all_bands, info = info, info.good()
     if info.count != meta.num_bands:
+        if all_bands.count == meta.num_bands:
+            bad = all_bands.bad.index(True)
+            raise BandMismatchError(
+                f"band {all_bands.numbers[bad]} ({all_bands.names[bad]}) of {raster_name} is "
+                f"flagged bad in its ENVI header (bbl) but model {meta.model_id} needs all "
+                f"{meta.num_bands} bands"
+            )
+        flagged = all_bands.count - info.count
         raise BandMismatchError(
             f"model {meta.model_id} expects {meta.num_bands} bands but {raster_name} has "
-            f"{info.count}"
+            f"{info.count}" + (f" good bands ({flagged} flagged bad in bbl)" if flagged else "")
         )
     if meta.wavelengths_nm and info.wavelengths_nm:
         diff = np.abs(np.asarray(meta.wavelengths_nm) - np.asarray(info.wavelengths_nm))
         worst = int(diff.argmax())
         if diff[worst] > WAVELENGTH_TOLERANCE_NM:
             raise BandMismatchError(
-                f"band {worst + 1} of {raster_name} is at {info.wavelengths_nm[worst]:.1f} nm but "
-                f"model {meta.model_id} expects {meta.wavelengths_nm[worst]:.1f} nm "
-                f"(tolerance {WAVELENGTH_TOLERANCE_NM:g} nm)"
+                f"band {info.numbers[worst]} of {raster_name} is at "
+                f"{info.wavelengths_nm[worst]:.1f} nm but model {meta.model_id} expects "
+                f"{meta.wavelengths_nm[worst]:.1f} nm (tolerance {WAVELENGTH_TOLERANCE_NM:g} nm)"
             )
+    return info
 
 
 class TiledClassifier:
     """Classifies rasters tile by tile with bounded memory.
 
-    Each tile is read with a halo of ``patch_size // 2`` pixels, normalised with the
-    model's statistics, padded symmetrically where the halo leaves the raster, cut into
-    one patch per valid pixel and classified in batches. No-data pixels (band no-data
-    value, NaN/inf, or zero in the optional mask) get class 0 and never reach the model;
-    inside a patch they are replaced by the model's fill spectrum.
+    Each tile is read with a halo of ``patch_size // 2`` pixels (physical values, GDAL
+    scale/offset applied, unless the model's statistics are in raw values), normalised
+    with the model's statistics, padded symmetrically where the halo leaves the raster,
+    cut into one patch per valid pixel and classified in batches.
+
+    Two kinds of pixels get class 0 and never reach the model: pixels whose data is
+    missing (band no-data value, NaN/inf, zero in a GDAL mask band or alpha band), which
+    are replaced by the model's fill spectrum inside their neighbours' patches; and pixels
+    the optional user mask excludes (0 or its no-data), whose real spectra stay as
+    context for their neighbours, so masking a pixel never changes another pixel's class.
 
     Args:
         model: the ONNX classifier.
@@ -115,6 +138,7 @@ class TiledClassifier:
         self.meta = model.metadata
         self.batch_size = batch_size
         self.halo = self.meta.patch_size // 2
+        self.physical = self.meta.input_values == PHYSICAL
         self.tile_size = tile_size or tile_size_for_budget(
             self.meta.num_bands, self.halo, memory_budget
         )
@@ -136,8 +160,7 @@ class TiledClassifier:
         start = time.monotonic()
         raster = Path(raster)
         ds = open_raster(raster)
-        info = band_info(ds)
-        check_bands(self.meta, info, raster.name)
+        info = check_bands(self.meta, band_info(ds), raster.name)
         width, height = ds.RasterXSize, ds.RasterYSize
         p = self.meta.patch_size
         if width < p or height < p:
@@ -145,7 +168,7 @@ class TiledClassifier:
                 f"{raster.name} is {width}x{height} pixels; model {self.meta.model_id} needs at "
                 f"least {p}x{p} (its patch size)"
             )
-        mask_ds = self._open_mask(mask, width, height) if mask else None
+        mask_ds = open_mask(mask, ds) if mask else None
         destinations = self._destinations(output, confidence, probabilities, raster, mask)
         check_cancelled(feedback)
 
@@ -182,14 +205,17 @@ class TiledClassifier:
             self._describe_outputs(staged, raster)
             counts = np.zeros(self.meta.num_classes + 1, dtype=np.int64)
             done = 0
+            monitor = RangeMonitor(self.meta.normalization, self.meta.model_id, raster.name)
+            self._warn_if_raw(info, raster.name, feedback, report)
             for tile in tile_raster(width, height, self.tile_size):
                 check_cancelled(feedback)
                 window = with_halo(tile, self.halo, width, height)
                 classes = self._classify_tile(
-                    ds, info, mask_ds, window, staged, feedback, done, width * height
+                    ds, info, mask_ds, window, staged, feedback, done, width * height, monitor
                 )
                 counts += np.bincount(classes.ravel(), minlength=counts.size)
                 done += tile.size
+                self._report(monitor.warning(final=done == width * height), feedback, report)
                 feedback.set_progress(done / (width * height))
             report.nodata_pixels = int(counts[0])
             report.classified_pixels = int(counts[1:].sum())
@@ -222,15 +248,22 @@ class TiledClassifier:
             raise OutputError("class map, confidence and probabilities need distinct output paths")
         return paths
 
-    @staticmethod
-    def _open_mask(mask: str | os.PathLike[str], width: int, height: int) -> gdal.Dataset:
-        mask_ds = open_raster(mask)
-        if (mask_ds.RasterXSize, mask_ds.RasterYSize) != (width, height):
-            raise InputDataError(
-                f"mask {Path(mask).name} is {mask_ds.RasterXSize}x{mask_ds.RasterYSize} pixels, "
-                f"the raster {width}x{height}"
+    def _warn_if_raw(
+        self, info: BandInfo, raster: str, feedback: Feedback, report: ClassificationReport
+    ) -> None:
+        if info.scaled and not self.physical:
+            self._report(
+                f"model {self.meta.model_id} was trained on raw values (its metadata predates "
+                f"physical units), so the scale/offset of {raster} are not applied",
+                feedback,
+                report,
             )
-        return mask_ds
+
+    @staticmethod
+    def _report(message: str | None, feedback: Feedback, report: ClassificationReport) -> None:
+        if message:
+            report.warnings.append(message)
+            warn(feedback, message)
 
     def _describe_outputs(self, staged: dict[str, StagedGeoTiff], raster: Path) -> None:
         meta = self.meta
@@ -264,20 +297,20 @@ class TiledClassifier:
         feedback: Feedback,
         done_before: int,
         total: int,
+        monitor: RangeMonitor,
     ) -> np.ndarray:
         """Classify one tile, write it to every output and return its class values."""
         tile, read = window.tile, window.read
-        try:
-            block = ds.ReadAsArray(read.col_off, read.row_off, read.width, read.height)
-        except RuntimeError as exc:
-            raise RasterReadError(
-                f"cannot read {Path(ds.GetDescription()).name} at pixel ({read.col_off}, "
-                f"{read.row_off}): {first_line(exc)}"
-            ) from None
-        block = block.reshape(info.count, read.height, read.width)  # (bands, rows, cols)
-        valid = self._valid_pixels(block, info, mask_ds, window)
+        block, has_data = read_window(
+            ds, info, read.col_off, read.row_off, read.width, read.height, self.physical
+        )
         r0, c0 = tile.row_off - read.row_off, tile.col_off - read.col_off
-        core_valid = valid[r0 : r0 + tile.height, c0 : c0 + tile.width]
+        core = (slice(r0, r0 + tile.height), slice(c0, c0 + tile.width))
+        core_valid = has_data[core].copy()  # a copy: masked pixels stay context in has_data
+        if mask_ds is not None:
+            core_valid &= read_user_mask(
+                mask_ds, tile.col_off, tile.row_off, tile.width, tile.height
+            )
         classes = np.zeros((tile.height, tile.width), dtype=np.uint16)
         probs = np.full(
             (self.meta.num_classes, tile.height, tile.width), PROBABILITY_NODATA, dtype=np.float32
@@ -285,7 +318,8 @@ class TiledClassifier:
         rows, cols = np.nonzero(core_valid)
         if rows.size:
             normalized = self.meta.normalization.apply(block, band_axis=0)
-            normalized[:, ~valid] = self.meta.normalization.fill[:, None]
+            monitor.add(block[(slice(None), *core)], normalized[(slice(None), *core)], core_valid)
+            normalized[:, ~has_data] = self.meta.normalization.fill[:, None]
             extractor = PatchExtractor(
                 pad_symmetric(normalized, window.pad_before, window.pad_after),
                 self.meta.patch_size,
@@ -296,6 +330,7 @@ class TiledClassifier:
             done = done_before
             for (r, c), logits in zip(index, self.model.map_logits(patches), strict=True):
                 check_cancelled(feedback)
+                self._check_finite(logits, tile.col_off + c, tile.row_off + r, ds)
                 batch_probs = softmax(logits)
                 classes[r, c] = batch_probs.argmax(axis=1) + 1
                 probs[:, r, c] = batch_probs.T
@@ -312,26 +347,18 @@ class TiledClassifier:
                 raise OutputError(f"cannot write {out.path.name}: {first_line(exc)}") from None
         return classes
 
-    @staticmethod
-    def _valid_pixels(
-        block: np.ndarray, info: BandInfo, mask_ds: gdal.Dataset | None, window: HaloWindow
-    ) -> np.ndarray:
-        """(rows, cols) bool: False where any band is no-data or non-finite, or mask is 0."""
-        valid = np.ones(block.shape[1:], dtype=bool)
-        for b, nodata in enumerate(info.nodata):
-            if nodata is not None and not np.isnan(nodata):  # NaN no-data: caught below
-                valid &= block[b] != nodata
-        if block.dtype.kind == "f":
-            valid &= np.isfinite(block).all(axis=0)
-        if mask_ds is not None:
-            read = window.read
-            mask_band = mask_ds.GetRasterBand(1)
-            values = mask_band.ReadAsArray(read.col_off, read.row_off, read.width, read.height)
-            valid &= values != 0
-            mask_nodata = mask_band.GetNoDataValue()
-            if mask_nodata is not None:
-                valid &= values != mask_nodata
-        return valid
+    def _check_finite(
+        self, logits: np.ndarray, cols: np.ndarray, rows: np.ndarray, ds: gdal.Dataset
+    ) -> None:
+        """Refuse NaN/infinite scores: they would silently become class 1."""
+        finite = np.isfinite(logits).all(axis=1)
+        if not finite.all():
+            i = int(np.flatnonzero(~finite)[0])
+            raise InferenceError(
+                f"model {self.meta.model_id} gave non-finite scores (NaN or infinite) for pixel "
+                f"({cols[i]}, {rows[i]}) of {Path(ds.GetDescription()).name}; its values may be "
+                "far outside the model's training range"
+            )
 
 
 def classify_raster(
