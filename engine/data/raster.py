@@ -11,6 +11,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import InputDataError, RasterReadError, first_line
+from .vrt import DESCRIPTION, band_items, flagged_bad
 
 gdal.UseExceptions()
 
@@ -112,6 +113,7 @@ def band_info(ds: gdal.Dataset) -> BandInfo:
     """
     name = os.path.basename(ds.GetDescription())
     bad = _envi_bad_bands(ds, name)
+    items = band_items(ds)  # band metadata, a VRT's taken from its source files
     alpha = [
         i
         for i in range(1, ds.RasterCount + 1)
@@ -126,8 +128,8 @@ def band_info(ds: gdal.Dataset) -> BandInfo:
                 f"band {i} of {name} is complex-valued ({gdal.GetDataTypeName(band.DataType)}); "
                 "classify real values (e.g. the amplitude) instead"
             )
-        names.append(band.GetDescription() or f"Band {i}")
-        wavelengths.append(_band_wavelength_nm(ds, band, i))
+        names.append(band.GetDescription() or items[i - 1].get(DESCRIPTION) or f"Band {i}")
+        wavelengths.append(_band_wavelength_nm(ds, band, i) or _item_wavelength_nm(items[i - 1]))
         nodata.append(band.GetNoDataValue())
         scale.append(float(band.GetScale() if band.GetScale() is not None else 1.0))
         offset.append(float(band.GetOffset() or 0.0))
@@ -141,7 +143,7 @@ def band_info(ds: gdal.Dataset) -> BandInfo:
         numbers=tuple(numbers),
         scale=tuple(scale),
         offset=tuple(offset),
-        bad=tuple(bad[i - 1] for i in numbers) if bad else (False,) * len(numbers),
+        bad=tuple((bool(bad) and bad[i - 1]) or flagged_bad(items[i - 1]) for i in numbers),
         masks=tuple(masks),
         alpha=alpha[0] if alpha else None,
     )
@@ -244,6 +246,14 @@ def _band_wavelength_nm(ds: gdal.Dataset, band: gdal.Band, index: int) -> float 
         if len(values) == ds.RasterCount:
             return _to_nm(values[index - 1], envi.get("wavelength_units"))
     return None
+
+
+def _item_wavelength_nm(items: dict[str, str]) -> float | None:
+    """Wavelength (nm) from a band's ``wavelength``/``wavelength_units`` items, if any."""
+    try:
+        return _to_nm(float(items["wavelength"]), items.get("wavelength_units"))
+    except (KeyError, ValueError):
+        return None
 
 
 def _to_nm(value: float, units: str | None) -> float:
