@@ -34,6 +34,29 @@ from qgis.PyQt.QtWidgets import (
 from .engine import SHIPPED_MODEL
 
 ALGORITHM_ID = "factoformer:classify"
+WARNING_PREFIX = "Warning: "  # how the algorithm logs the engine's warnings
+
+
+def _band_problem(layer: QgsRasterLayer, meta) -> str | None:
+    """Why the layer's bands do not fit the model, or None.
+
+    A GDAL layer is checked as the engine will read it (alpha bands and ENVI bad bands
+    left out, wavelengths compared); other layers by band count.
+    """
+    if layer.providerType() == "gdal":
+        from .engine.data.raster import band_info, open_raster
+        from .engine.errors import EngineError
+        from .engine.infer.classify import check_bands
+
+        try:
+            source = layer.source()
+            check_bands(meta, band_info(open_raster(source)), Path(source).name)
+        except EngineError as exc:
+            return str(exc)
+        return None
+    if layer.bandCount() != meta.num_bands:
+        return f"The layer has {layer.bandCount()} bands; this model needs {meta.num_bands}."
+    return None
 
 
 class ClassifyDock(QgsDockWidget):
@@ -116,13 +139,11 @@ class ClassifyDock(QgsDockWidget):
             accuracy = f", test OA {100 * test['overall_accuracy']:.1f} %" if test else ""
             text = f"{meta.model_id}: {meta.num_bands} bands, {meta.num_classes} classes{accuracy}"
             layer = self.layer_combo.currentLayer()
+            problem = _band_problem(layer, meta) if layer is not None else None
             if layer is None:
                 text += "<br>Add a raster layer to the project to classify it."
-            elif layer.bandCount() != meta.num_bands:
-                text += (
-                    f"<br><span style='color:#c0392b'>The layer has {layer.bandCount()} "
-                    f"bands; this model needs {meta.num_bands}.</span>"
-                )
+            elif problem:
+                text += f"<br><span style='color:#c0392b'>{problem}</span>"
             else:
                 ok = True
             self.model_info.setText(text)
@@ -172,7 +193,11 @@ class ClassifyDock(QgsDockWidget):
                 layer = QgsRasterLayer(results[key], f"{layer_name} {suffix}")  # loads the .qml
                 QgsProject.instance().addMapLayer(layer)
         self.progress.setValue(100)
-        self.status.setText(log[-1] if log else "Done")
+        warnings = [line for line in log if line.startswith(WARNING_PREFIX)]
+        self.status.setText(
+            "".join(f"<span style='color:#b85a20'>{w}</span><br>" for w in warnings)
+            + (log[-1] if log else "Done")
+        )
         self.iface.messageBar().pushMessage(
             "FactoFormer", f"{layer_name} classified", level=Qgis.Success, duration=5
         )

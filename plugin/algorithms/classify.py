@@ -31,12 +31,17 @@ from ..engine import SHIPPED_MODEL
 HELP = {
     "INPUT": "Hyperspectral raster to classify (GeoTIFF, ENVI, VRT, ... read through GDAL). "
     "Its band count (and wavelengths, when both the raster and the model know them) must "
-    "match the model. Pixels that are no-data in any band, NaN or infinite get class 0.",
+    "match the model; alpha bands and bands flagged bad in an ENVI header (bbl) are left "
+    "out. Values are read as physical values (value x scale + offset when the bands carry a "
+    "GDAL scale/offset). Pixels whose data is missing (no-data in any band, NaN or infinite, "
+    "0 in a GDAL mask or alpha band) get class 0 and are filled inside their neighbours' "
+    "patches.",
     "MODEL": "FactoFormer ONNX model exported by this plugin's engine. Its metadata holds the "
     "band list, normalisation, patch size and class table. Default: the shipped Indian Pines "
     "model (AVIRIS, 200 bands, 16 classes).",
-    "MASK": "Optional raster on the same grid: pixels where it is 0 or no-data are not "
-    "classified (class 0).",
+    "MASK": "Optional one-band raster on the raster's grid: pixels where it is 0 or no-data "
+    "are not classified (class 0), but their real values stay as context for their "
+    "neighbours, so masking never changes another pixel's class.",
     "OUTPUT": "Class map (GeoTIFF, Byte): 0 = no-data, 1..N = the model's classes, with colour "
     "table, class names and a .qml style beside it.",
     "CONFIDENCE": "Optional Float32 raster with the probability of the predicted class "
@@ -74,6 +79,9 @@ class _EngineFeedback:
 
     def is_cancelled(self) -> bool:
         return self.feedback.isCanceled()
+
+    def push_warning(self, message: str) -> None:
+        self.feedback.pushWarning(f"Warning: {message}")
 
 
 class ClassifyAlgorithm(QgsProcessingAlgorithm):

@@ -139,7 +139,7 @@ def test_dock_refuses_a_layer_with_the_wrong_band_count(
         plugin.dock.layer_combo.setLayer(layer)
         assert not plugin.dock.check_inputs()
         assert not plugin.dock.run_button.isEnabled()
-        assert "The layer has 10 bands; this model needs 200" in plugin.dock.model_info.text()
+        assert "expects 200 bands but ten.tif has 10" in plugin.dock.model_info.text()
     finally:
         plugin.unload()
         QgsProject.instance().removeAllMapLayers()
