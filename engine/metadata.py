@@ -16,7 +16,8 @@ from .data.classes import ClassInfo
 from .data.normalization import MinMaxNormalization
 from .errors import ModelMetadataError
 
-SCHEMA_VERSION = 2  # 2: normalization.values (physical or raw); 1 = raw values
+# 2: normalization.values (physical or raw; 1 = raw values), bands.raster_band_numbers
+SCHEMA_VERSION = 2
 MODEL_TYPES = ("FactoFormer",)
 PADDING_MODES = ("symmetric",)
 REQUIRED_KEYS = (
@@ -57,6 +58,10 @@ class ModelMetadata:
     input_name: str = "patches"
     output_name: str = "logits"
     fwhm_nm: tuple[float, ...] | None = None
+    # GDAL band numbers (1-based) the model reads from a raster of raster_band_count bands;
+    # None: every band not flagged bad.
+    raster_bands: tuple[int, ...] | None = None
+    raster_band_count: int | None = None
 
     @property
     def num_bands(self) -> int:
@@ -96,6 +101,8 @@ class ModelMetadata:
                 "names": list(self.band_names),
                 "wavelengths_nm": list(self.wavelengths_nm) if self.wavelengths_nm else None,
                 "fwhm_nm": list(self.fwhm_nm) if self.fwhm_nm else None,
+                "raster_band_numbers": list(self.raster_bands) if self.raster_bands else None,
+                "raster_band_count": self.raster_band_count,
             },
             "normalization": self.normalization.to_dict(),
             "patch": {"size": self.patch_size, "padding": self.padding},
@@ -153,6 +160,8 @@ class ModelMetadata:
         bands = v["bands"]
         wavelengths = bands.get("wavelengths_nm")
         fwhm = bands.get("fwhm_nm")
+        raster_bands = bands.get("raster_band_numbers")
+        raster_band_count = bands.get("raster_band_count")
         return cls(
             model_id=str(v["model_id"]),
             model_version=str(v["model_version"]),
@@ -164,6 +173,8 @@ class ModelMetadata:
             band_names=tuple(str(n) for n in bands["names"]),
             wavelengths_nm=tuple(float(w) for w in wavelengths) if wavelengths else None,
             fwhm_nm=tuple(float(w) for w in fwhm) if fwhm else None,
+            raster_bands=tuple(int(n) for n in raster_bands) if raster_bands else None,
+            raster_band_count=int(raster_band_count) if raster_band_count else None,
             normalization=MinMaxNormalization.from_dict(v["normalization"]),
             patch_size=int(v["patch"]["size"]),
             padding=str(v["patch"]["padding"]),
@@ -189,6 +200,7 @@ class ModelMetadata:
         for name, per_band in (("wavelengths_nm", self.wavelengths_nm), ("fwhm_nm", self.fwhm_nm)):
             if per_band is not None and len(per_band) != self.num_bands:
                 problems.append(f"{len(per_band)} {name} for {self.num_bands} bands")
+        problems.extend(self._raster_band_problems())
         values = [c.value for c in self.classes]
         if values != list(range(1, len(values) + 1)):
             problems.append("class values must be 1..N in order")
@@ -201,3 +213,16 @@ class ModelMetadata:
             problems.append("architecture patch_size disagrees with patch.size")
         if problems:
             raise ModelMetadataError(f"{source}: inconsistent metadata: {'; '.join(problems)}")
+
+    def _raster_band_problems(self) -> list[str]:
+        numbers, count = self.raster_bands, self.raster_band_count
+        if numbers is None and count is None:
+            return []
+        if numbers is None or count is None:
+            return ["raster_band_numbers and raster_band_count go together"]
+        problems = []
+        if len(numbers) != self.num_bands:
+            problems.append(f"{len(numbers)} raster_band_numbers for {self.num_bands} bands")
+        if list(numbers) != sorted(set(numbers)) or not all(1 <= n <= count for n in numbers):
+            problems.append(f"raster_band_numbers must be increasing numbers in 1..{count}")
+        return problems

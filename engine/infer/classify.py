@@ -75,10 +75,12 @@ class ClassificationReport:
 def check_bands(meta: ModelMetadata, info: BandInfo, raster_name: str) -> BandInfo:
     """The raster bands the model reads; refuses a mismatch (count, then wavelengths).
 
-    Bands flagged bad in an ENVI ``bbl`` are left out; a raster whose bands match the model
-    only with a bad band included is refused, naming that band.
+    A model that lists the band numbers it reads (``bands.raster_band_numbers``: bands left
+    out in training because they were flagged bad or empty) gets those bands. Otherwise
+    bands flagged bad (``bbl``) are left out; a raster whose bands match the model only with
+    a bad band included is refused, naming that band.
     """
-    all_bands, info = info, info.good()
+    all_bands, info = info, _model_bands(meta, info, raster_name)
     if info.count != meta.num_bands:
         if all_bands.count == meta.num_bands:
             bad = all_bands.bad.index(True)
@@ -102,6 +104,18 @@ def check_bands(meta: ModelMetadata, info: BandInfo, raster_name: str) -> BandIn
                 f"{meta.wavelengths_nm[worst]:.1f} nm (tolerance {WAVELENGTH_TOLERANCE_NM:g} nm)"
             )
     return info
+
+
+def _model_bands(meta: ModelMetadata, info: BandInfo, raster_name: str) -> BandInfo:
+    """The bands the model's metadata lists by number, else the bands not flagged bad."""
+    if meta.raster_bands is None:
+        return info.good()
+    if info.count != meta.raster_band_count or not set(meta.raster_bands) <= set(info.numbers):
+        raise BandMismatchError(
+            f"model {meta.model_id} reads {meta.num_bands} of the {meta.raster_band_count} "
+            f"bands of its training rasters, but {raster_name} has {info.count} bands"
+        )
+    return info.subset([info.numbers.index(n) for n in meta.raster_bands])
 
 
 class TiledClassifier:
