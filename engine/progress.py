@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Protocol, TextIO
 
 from .errors import CancelledError
@@ -57,19 +58,46 @@ class ProgressBar:
     """A text progress bar on stderr; never cancels.
 
     On a terminal the bar is redrawn in place at most every 0.2 s; in a log file (not a
-    TTY) a line is written every 10 %.
+    TTY) a line is written every 10 % and at least every ``interval`` seconds.
+
+    The time left is estimated from the pace since the first report, so the slow first
+    step (start-up) does not inflate it; until the fraction passes ``estimate_after``
+    (e.g. the end of the first training epoch, see :meth:`estimate_after`) no estimate is
+    shown.
     """
 
-    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+    def __init__(
+        self,
+        label: str,
+        stream: TextIO | None = None,
+        width: int = 30,
+        interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.label = label
         self.stream = stream or sys.stderr
         self.width = width
-        self.start = time.monotonic()
+        self.interval = interval
+        self.clock = clock
+        self.start = clock()
         self.interactive = self.stream.isatty()
         self._last_draw = 0.0
         self._last_decile = -1
         self._finished = False
         self._suffix = ""
+        self._estimate_after = 0.0
+        self._first: tuple[float, float] | None = None  # (time, fraction) of the first report
+
+    def estimate_after(self, fraction: float) -> None:
+        """Show the time left only once progress passes ``fraction``."""
+        self._estimate_after = fraction
+
+    def eta(self, fraction: float, now: float) -> float | None:
+        """Seconds left at the pace since the first report; None while unknown."""
+        if self._first is None or fraction <= max(self._first[1], self._estimate_after):
+            return None
+        since, at = self._first
+        return (now - since) / (fraction - at) * (1.0 - fraction)
 
     def set_progress(self, fraction: float, suffix: str | None = None) -> None:
         if self._finished:
@@ -77,19 +105,22 @@ class ProgressBar:
         if suffix is not None:
             self._suffix = suffix
         fraction = min(max(fraction, 0.0), 1.0)
-        now = time.monotonic()
+        now = self.clock()
+        if self._first is None:
+            self._first = (now, fraction)
         if self.interactive:
             if fraction < 1.0 and now - self._last_draw < 0.2:
                 return
-        elif int(fraction * 10) == self._last_decile:
+        elif int(fraction * 10) == self._last_decile and now - self._last_draw < self.interval:
             return
         self._last_draw, self._last_decile = now, int(fraction * 10)
         self._finished = fraction >= 1.0
         filled = int(round(self.width * fraction))
         elapsed = now - self.start
-        eta = elapsed / fraction - elapsed if fraction > 0 else 0.0
+        eta = 0.0 if self._finished else self.eta(fraction, now)
+        left = f"eta {eta:6.1f}s" if eta is not None else "eta    ...  "
         bar = "#" * filled + "-" * (self.width - filled)
-        line = f"{self.label} [{bar}] {100 * fraction:5.1f}% {elapsed:6.1f}s eta {eta:6.1f}s"
+        line = f"{self.label} [{bar}] {100 * fraction:5.1f}% {elapsed:6.1f}s {left}"
         line += f" {self._suffix}" if self._suffix else ""
         if self.interactive:
             self.stream.write("\r" + line + ("\n" if self._finished else ""))
