@@ -33,14 +33,14 @@ def run_variant(variant: str, steps: int, threads: int | None) -> dict:
     from engine.config import PAPER_RECIPES
     from engine.data.prepared import PreparedScene
     from engine.data.scenes import load_indian_pines
-    from engine.models import layers
+    from engine.models import Kernels
     from engine.training.trainer import configure_cpu, train
 
     configure_cpu(threads, tune_malloc=variant == "engine")
-    layers.set_fast_dropout(variant == "engine")
+    kernels = Kernels(fast_dropout=variant == "engine")
     prepared = PreparedScene.from_scene(load_indian_pines(), patch_size=7)
     recipe = replace(PAPER_RECIPES["indian_pines"], max_steps=steps)
-    result = train(prepared, recipe, show_progress=False)
+    result = train(prepared, recipe, show_progress=False, kernels=kernels)
     return {
         "variant": variant,
         "steps": result.steps,

@@ -1,4 +1,4 @@
-"""Command line: ``python -m engine {train,evaluate,export,classify,info}``."""
+"""Command line: ``python -m engine {train,pretrain,evaluate,export,classify,info}``."""
 
 from __future__ import annotations
 
@@ -74,7 +74,23 @@ def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, help="stop after this many steps (smoke runs)")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
+    g = p.add_argument_group("start from pre-trained branches (`pretrain`)")
+    g.add_argument("--pretrained", type=Path, help="pretraining run folder (its pixel/ and band/)")
+    g.add_argument(
+        "--pretrained-pixel", type=Path, help="pre-trained pixel branch (file or folder)"
+    )
+    g.add_argument("--pretrained-band", type=Path, help="pre-trained band branch (file or folder)")
+    g.add_argument(
+        "--transfer-outer-norm",
+        action="store_true",
+        help="also transfer each branch's outer LayerNorm (the official code does not)",
+    )
     p.set_defaults(run=_train)
+
+    p = sub.add_parser("pretrain", help="pre-train FactoFormer branches by masked reconstruction")
+    _add_pretrain_arguments(p)
+    p.set_defaults(run=_pretrain)
 
     p = sub.add_parser("evaluate", help="accuracy of a checkpoint or ONNX model on a scene")
     p.add_argument("model", type=Path, help="checkpoint.pt, a run folder, or a .onnx model")
@@ -129,6 +145,35 @@ def _add_scene_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--test-labels", type=Path, help="label raster of the test pixels")
 
 
+def _add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
+    from .config import PRETRAINING_RECIPES
+
+    g = p.add_argument_group("pixels (a benchmark scene's unlabelled pixels, or rasters)")
+    g.add_argument("--dataset", choices=("indian_pines", "pavia_university", "houston2013"))
+    g.add_argument("--data-root", type=Path, help="folder laid out like shared/data")
+    g.add_argument("--cube", type=Path, help="cube file for Pavia University / Houston 2013")
+    g.add_argument("--raster", type=Path, nargs="+", help="rasters without labels: all pixels")
+    p.add_argument("--branch", choices=("pixel", "band", "both"), default="both")
+    p.add_argument("--output-dir", type=Path, required=True, help="pretraining run folder")
+    p.add_argument(
+        "--recipe", choices=sorted(PRETRAINING_RECIPES), default="fast", help="default: fast"
+    )
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--mask-ratio", type=float)
+    p.add_argument("--loss", choices=("all", "masked"), help="MSE over all or hidden tokens")
+    p.add_argument("--masks", choices=("fixed", "redrawn"), help="per sample once, or every step")
+    p.add_argument("--encoder", choices=("mask-token", "visible"), help="which tokens to encode")
+    p.add_argument("--decoder-depth", type=int, help="transformer blocks before the decoder")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="bfloat16 autocast")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=int, help="stop after this many steps (smoke runs)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
+    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def _load_scene(args: argparse.Namespace):  # -> Scene
     from .data.scenes import (
         load_houston2013,
@@ -153,10 +198,8 @@ def _train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from .config import PAPER_RECIPES, TrainingRecipe
-    from .data.prepared import PreparedScene
-    from .evaluation import evaluate_labels
-    from .training.checkpoint import save_run
-    from .training.trainer import configure_cpu, torch_logits, train
+    from .training.run import run_training
+    from .training.trainer import configure_cpu
 
     configure_cpu(args.threads)
     scene = _load_scene(args)
@@ -169,21 +212,95 @@ def _train(args: argparse.Namespace) -> int:
         **({"epochs": args.epochs} if args.epochs else {}),
         **({"learning_rate": args.lr} if args.lr else {}),
     )
+    pretrained = _load_pretrained(args)
     out = args.output_dir or Path("runs") / f"{scene.name}-seed{args.seed}"
     print(
         f"training on {scene.name}: {(scene.train_labels > 0).sum()} pixels, "
-        f"{scene.num_bands} bands, {scene.num_classes} classes; recipe {recipe.to_dict()}",
+        f"{scene.num_bands} bands, {scene.num_classes} classes; recipe {recipe.to_dict()}"
+        + "".join(f"; pre-trained {b.branch} branch" for b in pretrained),
         file=sys.stderr,
     )
-    prepared = PreparedScene.from_scene(scene, patch_size=7)
-    result = train(prepared, recipe, show_progress=not args.quiet)
-    metrics = None
-    if scene.test_labels is not None and (scene.test_labels > 0).any():
-        metrics = evaluate_labels(torch_logits(result.model), prepared, scene.test_labels)
-    save_run(out, scene, recipe, result, metrics)
-    print(f"trained {result.steps} steps in {result.seconds:.1f} s -> {out}")
-    if metrics is not None:
-        print(f"test: {metrics.summary()}")
+    run = run_training(
+        scene,
+        recipe,
+        out,
+        pretrained=pretrained,
+        transfer_outer_norm=args.transfer_outer_norm,
+        show_progress=not args.quiet,
+        resume=args.resume,
+    )
+    print(f"trained {run.result.steps} steps in {run.result.seconds:.1f} s -> {out}")
+    if run.metrics is not None:
+        print(f"test: {run.metrics.summary()}")
+    return 0
+
+
+def _load_pretrained(args: argparse.Namespace) -> list:  # -> list[PretrainedBranch]
+    if args.pretrained is None and args.pretrained_pixel is None and args.pretrained_band is None:
+        return []
+    from .pretraining.transfer import load_branch, load_run
+
+    if args.pretrained is not None:
+        if args.pretrained_pixel or args.pretrained_band:
+            raise SystemExit("error: give --pretrained or --pretrained-pixel/--pretrained-band")
+        return load_run(args.pretrained)
+    paths = {"pixel": args.pretrained_pixel, "band": args.pretrained_band}
+    return [load_branch(path, branch) for branch, path in paths.items() if path is not None]
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .config import PRETRAINING_RECIPES, paper_encoder
+    from .pretraining.data import raster_pixels, scene_unlabelled_pixels
+    from .pretraining.run import pretrain_branch
+    from .progress import ProgressBar, SilentFeedback
+    from .training.trainer import configure_cpu
+
+    configure_cpu(args.threads)
+    if (args.raster is None) == (args.dataset is None):
+        raise SystemExit("error: give either --dataset or --raster")
+    if args.raster is not None:
+        pixels = raster_pixels(args.raster)
+    else:
+        args.train_labels = args.test_labels = None
+        pixels = scene_unlabelled_pixels(_load_scene(args))
+    overrides = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "mask_ratio": args.mask_ratio,
+        "loss": args.loss,
+        "masks": args.masks,
+        "encoder": args.encoder,
+        "decoder_depth": args.decoder_depth,
+        "bf16": args.bf16,
+    }
+    try:
+        recipe = replace(
+            PRETRAINING_RECIPES[args.recipe],
+            seed=args.seed,
+            max_steps=args.max_steps,
+            **{k: v for k, v in overrides.items() if v is not None},
+        )
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(
+        f"pretraining on {len(pixels)} pixels ({pixels.description['sources']}), "
+        f"{pixels.num_bands} bands; recipe {recipe.to_dict()}",
+        file=sys.stderr,
+    )
+    branches = ("pixel", "band") if args.branch == "both" else (args.branch,)
+    for branch in branches:
+        feedback = SilentFeedback() if args.quiet else ProgressBar(f"pretrain {branch}")
+        config = paper_encoder(pixels.num_bands, branch, pixels.patch_size)
+        done = pretrain_branch(pixels, config, recipe, args.output_dir, feedback, args.resume)
+        p = done.provenance
+        print(
+            f"{branch} branch: {p['steps']} steps, {p['epochs']} epochs in {p['seconds']:.1f} s, "
+            f"loss {p['final_loss']:.5f} (hidden tokens {p['final_masked_mse']:.5f}) "
+            f"-> {args.output_dir / branch}"
+        )
     return 0
 
 

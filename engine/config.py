@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+Branch = Literal["pixel", "band"]
+BRANCHES: tuple[Branch, ...] = ("pixel", "band")
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,11 @@ class FactoFormerConfig:
 
     ``*_mlp_hidden`` are absolute hidden widths (8 and 4 in the paper), not ratios.
     The defaults reproduce the published Indian Pines model (148,620 parameters for
-    200 bands and 16 classes).
+    200 bands and 16 classes). As in the official code, the LayerNorms inside the
+    transformer (each block's two and the transformer's own final norm) use
+    ``block_norm_eps`` (PyTorch's default 1e-5) and only each branch's outer norm uses
+    ``outer_norm_eps`` (1e-6). Configs written before the split have one ``norm_eps``,
+    which :meth:`from_dict` maps to both, so old models keep their behaviour.
     """
 
     num_bands: int
@@ -36,7 +43,8 @@ class FactoFormerConfig:
     band_mlp_hidden: int = 4
     fusion_dim: int = 96
     drop_rate: float = 0.1
-    norm_eps: float = 1e-6
+    block_norm_eps: float = 1e-5
+    outer_norm_eps: float = 1e-6
 
     def __post_init__(self) -> None:
         if self.num_bands < 1 or self.num_classes < 2:
@@ -56,17 +64,87 @@ class FactoFormerConfig:
         """Number of pixel tokens in one patch."""
         return self.patch_size * self.patch_size
 
+    def encoder(self, branch: Branch) -> EncoderConfig:
+        """The configuration of one branch's token encoder."""
+        if branch not in BRANCHES:
+            raise ValueError(f"branch must be one of {', '.join(BRANCHES)}, got {branch!r}")
+        return EncoderConfig(
+            branch=branch,
+            num_bands=self.num_bands,
+            patch_size=self.patch_size,
+            dim=getattr(self, f"{branch}_dim"),
+            depth=getattr(self, f"{branch}_depth"),
+            heads=getattr(self, f"{branch}_heads"),
+            mlp_hidden=getattr(self, f"{branch}_mlp_hidden"),
+            drop_rate=self.drop_rate,
+            block_norm_eps=self.block_norm_eps,
+            outer_norm_eps=self.outer_norm_eps,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form, stored in checkpoints and ONNX metadata."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> FactoFormerConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error, not silently dropped."""
+        """Inverse of :meth:`to_dict`; unknown keys are an error, not silently dropped.
+
+        The single ``norm_eps`` of configs written before the split becomes both epsilons.
+        """
+        values = dict(values)
+        if "norm_eps" in values:
+            eps = values.pop("norm_eps")
+            values.setdefault("block_norm_eps", eps)
+            values.setdefault("outer_norm_eps", eps)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown FactoFormer config keys: {', '.join(unknown)}")
+        return cls(**values)
+
+
+def paper_encoder(num_bands: int, branch: Branch, patch_size: int = 7) -> EncoderConfig:
+    """The published architecture of one branch for ``num_bands`` bands (for pretraining)."""
+    return FactoFormerConfig(num_bands=num_bands, num_classes=2, patch_size=patch_size).encoder(
+        branch
+    )
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """One FactoFormer branch: a transformer over pixel tokens or over band tokens.
+
+    A *pixel* token is one pixel's spectrum (``num_bands`` values, ``patch_size**2``
+    tokens); a *band* token is one band's image (``patch_size**2`` values, ``num_bands``
+    tokens). Pretraining builds a branch from this alone, without the classifier head.
+    """
+
+    branch: Branch
+    num_bands: int
+    patch_size: int
+    dim: int
+    depth: int
+    heads: int
+    mlp_hidden: int
+    drop_rate: float
+    block_norm_eps: float
+    outer_norm_eps: float
+
+    @property
+    def token_features(self) -> int:
+        """Values per token."""
+        return self.num_bands if self.branch == "pixel" else self.patch_size**2
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens per patch, without the cls token."""
+        return self.patch_size**2 if self.branch == "pixel" else self.num_bands
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> EncoderConfig:
         return cls(**values)
 
 
@@ -102,4 +180,74 @@ PAPER_RECIPES: dict[str, TrainingRecipe] = {
     "indian_pines": TrainingRecipe(epochs=80, learning_rate=3e-4),
     "pavia_university": TrainingRecipe(epochs=80, learning_rate=1e-3),
     "houston2013": TrainingRecipe(epochs=40, learning_rate=2e-3),
+}
+
+
+@dataclass(frozen=True)
+class PretrainingRecipe:
+    """Masked-reconstruction pretraining of one branch.
+
+    The optimisation mirrors :class:`TrainingRecipe` (Adam, StepLR every ``epochs // 10``
+    epochs, gamma 0.9). The objective fields choose the variant:
+
+    * ``mask_ratio``: share of the branch's tokens hidden, ``int(ratio * tokens)`` exactly.
+    * ``masks``: ``fixed`` draws each sample's mask once for the whole run (official code);
+      ``redrawn`` draws new masks at every step (MAE/SimMIM).
+    * ``loss``: ``all`` is the MSE over every token (what the official code computes);
+      ``masked`` only over the hidden tokens (what the paper describes).
+    * ``encoder``: ``mask-token`` replaces hidden tokens by a learned mask token and
+      encodes all tokens (official); ``visible`` encodes only the visible tokens and lets
+      ``decoder_depth`` transformer blocks fill in the hidden ones (MAE).
+    * ``decoder_depth``: blocks before the linear decoder. With ``visible`` at least one is
+      needed, otherwise a hidden token's reconstruction could only depend on its position.
+    * ``bf16``: run forward and backward under bfloat16 autocast on the CPU.
+    """
+
+    epochs: int = 200
+    learning_rate: float = 5e-4
+    batch_size: int = 32
+    weight_decay: float = 0.0
+    lr_gamma: float = 0.9
+    seed: int = 0
+    max_steps: int | None = None  # stop after this many optimiser steps (smoke runs only)
+    mask_ratio: float = 0.7
+    masks: Literal["fixed", "redrawn"] = "fixed"
+    loss: Literal["all", "masked"] = "all"
+    encoder: Literal["mask-token", "visible"] = "mask-token"
+    decoder_depth: int = 0
+    bf16: bool = False
+
+    def __post_init__(self) -> None:
+        choices = {"masks": ("fixed", "redrawn"), "loss": ("all", "masked")}
+        choices["encoder"] = ("mask-token", "visible")
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        if self.encoder == "visible" and self.decoder_depth < 1:
+            raise ValueError("the visible-token encoder needs decoder_depth >= 1")
+
+    @property
+    def lr_step(self) -> int:
+        """Epochs between two learning-rate decays."""
+        return max(1, self.epochs // 10)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form, stored with every pretrained encoder."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PretrainingRecipe:
+        return cls(**values)
+
+
+# "paper": FactoFormer pretraining/main_pretrain.py, hyperparameters confirmed by the
+# released checkpoints. "fast": the default, chosen to fit the whole recipe (both branches
+# and fine-tuning) into one hour on 2 CPU cores; see docs/RESULTS.md for its timing.
+PRETRAINING_RECIPES: dict[str, PretrainingRecipe] = {
+    "paper": PretrainingRecipe(),
+    "fast": PretrainingRecipe(
+        epochs=40, learning_rate=1e-3, batch_size=128, encoder="visible", decoder_depth=1
+    ),
 }

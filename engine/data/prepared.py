@@ -40,7 +40,21 @@ class PreparedScene:
             raise ValueError(
                 f"normalisation has {normalization.num_bands} bands, scene {scene.num_bands}"
             )
-        cube = np.ascontiguousarray(normalization.apply(cube, band_axis=0))
-        if scene.valid is not None:
-            cube[:, ~scene.valid] = normalization.fill[:, None]
-        return cls(scene, normalization, PatchExtractor.from_cube(cube, patch_size))
+        extractor = normalised_extractor(cube, scene.valid, normalization, patch_size)
+        return cls(scene, normalization, extractor)
+
+
+def normalised_extractor(
+    cube: np.ndarray,
+    valid: np.ndarray | None,
+    normalization: MinMaxNormalization,
+    patch_size: int,
+) -> PatchExtractor:
+    """Patch extractor over a (bands, rows, cols) cube, normalised, no-data pixels filled.
+
+    Pixels where ``valid`` is False get the normalisation's fill spectrum.
+    """
+    cube = np.ascontiguousarray(normalization.apply(cube, band_axis=0))
+    if valid is not None:
+        cube[:, ~valid] = normalization.fill[:, None]
+    return PatchExtractor.from_cube(cube, patch_size)

@@ -12,7 +12,7 @@ import onnx
 import torch
 
 from ..metadata import ModelMetadata
-from ..models.layers import export_contrib_attention
+from ..models import FactoFormer, Kernels
 from ..training.checkpoint import Checkpoint, load_checkpoint, load_metrics
 
 OPSET = 17  # first opset with LayerNormalization
@@ -73,11 +73,13 @@ def export_onnx(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = checkpoint.model.eval()
     c = checkpoint.config
+    model = FactoFormer(c, Kernels(ort_attention=not portable))
+    model.load_state_dict(checkpoint.model.state_dict())
+    model.eval()
     example = torch.zeros(2, c.num_bands, c.patch_size, c.patch_size)
     tmp = path.with_name(f".{path.name}.partial")
-    with warnings.catch_warnings(), export_contrib_attention(not portable):
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporter deprecation chatter
         torch.onnx.export(
             model,

@@ -1,5 +1,6 @@
 """Neural networks (PyTorch; needed for training and export only)."""
 
-from .factoformer import FactoFormer, count_parameters
+from .factoformer import FactoFormer, build_encoder, count_parameters
+from .layers import DEFAULT_KERNELS, Kernels
 
-__all__ = ["FactoFormer", "count_parameters"]
+__all__ = ["DEFAULT_KERNELS", "FactoFormer", "Kernels", "build_encoder", "count_parameters"]

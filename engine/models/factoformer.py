@@ -5,8 +5,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import FactoFormerConfig
-from .layers import TokenEncoder
+from ..config import Branch, EncoderConfig, FactoFormerConfig
+from .layers import DEFAULT_KERNELS, Kernels, TokenEncoder
+
+
+def build_encoder(config: EncoderConfig, kernels: Kernels = DEFAULT_KERNELS) -> TokenEncoder:
+    """The token encoder of one branch (the same module in pretraining and fine-tuning)."""
+    return TokenEncoder(
+        in_features=config.token_features,
+        num_tokens=config.num_tokens,
+        dim=config.dim,
+        depth=config.depth,
+        num_heads=config.heads,
+        mlp_hidden=config.mlp_hidden,
+        drop=config.drop_rate,
+        block_eps=config.block_norm_eps,
+        outer_eps=config.outer_norm_eps,
+        kernels=kernels,
+    )
 
 
 class FactoFormer(nn.Module):
@@ -20,34 +36,24 @@ class FactoFormer(nn.Module):
 
     Input: (batch, num_bands, patch_size, patch_size) float32, normalised.
     Output: (batch, num_classes) logits.
+
+    Args:
+        config: the architecture.
+        kernels: kernel choices for training and export (see :class:`Kernels`).
     """
 
-    def __init__(self, config: FactoFormerConfig) -> None:
+    def __init__(self, config: FactoFormerConfig, kernels: Kernels = DEFAULT_KERNELS) -> None:
         super().__init__()
         self.config = config
         c = config
-        self.pixel_encoder = TokenEncoder(
-            in_features=c.num_bands,
-            num_tokens=c.num_pixels,
-            dim=c.pixel_dim,
-            depth=c.pixel_depth,
-            num_heads=c.pixel_heads,
-            mlp_hidden=c.pixel_mlp_hidden,
-            drop=c.drop_rate,
-            eps=c.norm_eps,
-        )
-        self.band_encoder = TokenEncoder(
-            in_features=c.num_pixels,
-            num_tokens=c.num_bands,
-            dim=c.band_dim,
-            depth=c.band_depth,
-            num_heads=c.band_heads,
-            mlp_hidden=c.band_mlp_hidden,
-            drop=c.drop_rate,
-            eps=c.norm_eps,
-        )
+        self.pixel_encoder = build_encoder(c.encoder("pixel"), kernels)
+        self.band_encoder = build_encoder(c.encoder("band"), kernels)
         self.fusion = nn.Linear(c.pixel_dim + c.band_dim, c.fusion_dim)
         self.head = nn.Linear(c.fusion_dim, c.num_classes)
+
+    def encoder(self, branch: Branch) -> TokenEncoder:
+        """The encoder of the ``pixel`` or ``band`` branch."""
+        return self.pixel_encoder if branch == "pixel" else self.band_encoder
 
     @staticmethod
     def pixel_tokens(patches: torch.Tensor) -> torch.Tensor:
@@ -58,6 +64,13 @@ class FactoFormer(nn.Module):
     def band_tokens(patches: torch.Tensor) -> torch.Tensor:
         """(batch, bands, p, p) -> (batch, bands, p*p): one token per band."""
         return patches.flatten(2)
+
+    @staticmethod
+    def tokens(patches: torch.Tensor, branch: Branch) -> torch.Tensor:
+        """The input tokens of one branch (see :meth:`pixel_tokens`, :meth:`band_tokens`)."""
+        if branch == "pixel":
+            return FactoFormer.pixel_tokens(patches)
+        return FactoFormer.band_tokens(patches)
 
     def forward_features(self, patches: torch.Tensor) -> torch.Tensor:
         """Fused cls features before the classifier, (batch, fusion_dim)."""

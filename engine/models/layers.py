@@ -1,19 +1,23 @@
 """Transformer building blocks shared by both FactoFormer branches.
 
-Inference and export use :func:`torch.nn.functional.scaled_dot_product_attention`.
-Training with attention dropout uses :class:`DropoutAttention` instead: PyTorch's CPU
-kernels fall back to an unfused path for attention dropout and draw the mask with a slow
-generator, which made the band branch (201 tokens, 8-wide heads) 2.5x slower per step.
-Masks come from a NumPy PCG64 generator seeded by :func:`seed_dropout`.
-:func:`set_fast_dropout` switches back to PyTorch's own dropout (benchmarks compare both).
-During ONNX export, :func:`export_contrib_attention` makes attention a single ONNX Runtime
-``com.microsoft.MultiHeadAttention`` node (1.4x faster on CPU than the decomposed graph).
+Which kernels a model uses is chosen once, when it is built, by :class:`Kernels`:
+
+* ``fast_dropout`` (default): training with attention dropout uses
+  :class:`DropoutAttention` instead of PyTorch's. PyTorch's CPU kernels fall back to an
+  unfused path for attention dropout and draw the mask with a slow generator, which made
+  the band branch (201 tokens, 8-wide heads) 2.5x slower per step. Masks come from one
+  NumPy PCG64 generator, seeded by :func:`seed_dropout`; its state is saved with training
+  checkpoints (:func:`dropout_rng_state`) so that a resumed run continues bit for bit.
+  ``fast_dropout=False`` uses PyTorch's own dropout (benchmarks compare both).
+* ``ort_attention``: during ONNX export, attention becomes a single ONNX Runtime
+  ``com.microsoft.MultiHeadAttention`` node (1.4x faster on CPU than the decomposed graph).
+  The exporter builds a copy of the model with this choice.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,14 +26,23 @@ from torch import nn
 
 _DROPOUT_RNG = np.random.default_rng(0)
 _ATTENTION_CHUNK = 16  # (batch*heads) slices per chunk; keeps a chunk's scores in L2 cache
-_FAST_DROPOUT = True
-_CONTRIB_ATTENTION = False
 
 
-def set_fast_dropout(enabled: bool) -> None:
-    """Use this module's dropout kernels (True, default) or PyTorch's stock ones (False)."""
-    global _FAST_DROPOUT
-    _FAST_DROPOUT = enabled
+@dataclass(frozen=True)
+class Kernels:
+    """Kernel choices of a model, fixed when it is built.
+
+    Attributes:
+        fast_dropout: this module's dropout and attention-dropout kernels (True) or
+            PyTorch's stock ones (False).
+        ort_attention: export attention as ``com.microsoft.MultiHeadAttention`` nodes.
+    """
+
+    fast_dropout: bool = True
+    ort_attention: bool = False
+
+
+DEFAULT_KERNELS = Kernels()
 
 
 def seed_dropout(seed: int) -> None:
@@ -38,15 +51,14 @@ def seed_dropout(seed: int) -> None:
     _DROPOUT_RNG = np.random.default_rng(seed)
 
 
-@contextlib.contextmanager
-def export_contrib_attention(enabled: bool = True) -> Iterator[None]:
-    """While exporting, emit attention as ``com.microsoft.MultiHeadAttention`` nodes."""
-    global _CONTRIB_ATTENTION
-    previous, _CONTRIB_ATTENTION = _CONTRIB_ATTENTION, enabled
-    try:
-        yield
-    finally:
-        _CONTRIB_ATTENTION = previous
+def dropout_rng_state() -> dict[str, Any]:
+    """State of the dropout-mask generator (plain dict; see :func:`set_dropout_rng_state`)."""
+    return _DROPOUT_RNG.bit_generator.state
+
+
+def set_dropout_rng_state(state: dict[str, Any]) -> None:
+    """Restore a state returned by :func:`dropout_rng_state`."""
+    _DROPOUT_RNG.bit_generator.state = state
 
 
 def keep_mask(shape: tuple[int, ...], p: float) -> torch.Tensor:
@@ -63,14 +75,15 @@ def keep_mask(shape: tuple[int, ...], p: float) -> torch.Tensor:
 class Dropout(nn.Module):
     """Inverted dropout drawing its mask from :func:`keep_mask`; identity in eval mode."""
 
-    def __init__(self, p: float) -> None:
+    def __init__(self, p: float, fast: bool = True) -> None:
         super().__init__()
         self.p = p
+        self.fast = fast
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        if not _FAST_DROPOUT:
+        if not self.fast:
             return F.dropout(x, self.p, training=True)
         return x * keep_mask(tuple(x.shape), self.p)
 
@@ -140,6 +153,7 @@ class Attention(nn.Module):
         qkv_bias: add a bias to the qkv projection.
         attn_drop: dropout on the attention weights (training only).
         proj_drop: dropout after the output projection.
+        kernels: kernel choices (see :class:`Kernels`).
     """
 
     def __init__(
@@ -149,6 +163,7 @@ class Attention(nn.Module):
         qkv_bias: bool = True,
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
+        kernels: Kernels = DEFAULT_KERNELS,
     ) -> None:
         super().__init__()
         if dim % num_heads:
@@ -156,18 +171,20 @@ class Attention(nn.Module):
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.attn_drop = attn_drop
+        self.fast_dropout = kernels.fast_dropout
+        self.ort_attention = kernels.ort_attention
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
-        self.proj_drop = Dropout(proj_drop)
+        self.proj_drop = Dropout(proj_drop, kernels.fast_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, t, d = x.shape  # (batch, tokens, dim)
-        if _CONTRIB_ATTENTION and torch.onnx.is_in_onnx_export():
+        if self.ort_attention and torch.onnx.is_in_onnx_export():
             q, k, v = self.qkv(x).split(d, dim=-1)  # each (batch, tokens, dim)
             return self.proj_drop(self.proj(OrtMultiHeadAttention.apply(q, k, v, self.num_heads)))
         qkv = self.qkv(x).reshape(n, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (batch, heads, tokens, head_dim)
-        if self.training and self.attn_drop > 0.0 and _FAST_DROPOUT:
+        if self.training and self.attn_drop > 0.0 and self.fast_dropout:
             g = n * self.num_heads
             q, k, v = (z.reshape(g, t, self.head_dim) for z in (q, k, v))
             keep = keep_mask((g, t, t), self.attn_drop)
@@ -182,13 +199,13 @@ class Attention(nn.Module):
 class Mlp(nn.Module):
     """Two-layer perceptron: Linear -> GELU -> Dropout -> Linear -> Dropout."""
 
-    def __init__(self, dim: int, hidden: int, drop: float = 0.0) -> None:
+    def __init__(self, dim: int, hidden: int, drop: float = 0.0, fast_dropout: bool = True) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.act = nn.GELU()
-        self.drop1 = Dropout(drop)
+        self.drop1 = Dropout(drop, fast_dropout)
         self.fc2 = nn.Linear(hidden, dim)
-        self.drop2 = Dropout(drop)
+        self.drop2 = Dropout(drop, fast_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
@@ -198,13 +215,19 @@ class Block(nn.Module):
     """Pre-norm transformer block: ``x + Attn(LN(x))`` then ``x + Mlp(LN(x))``."""
 
     def __init__(
-        self, dim: int, num_heads: int, mlp_hidden: int, drop: float = 0.0, eps: float = 1e-6
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_hidden: int,
+        drop: float = 0.0,
+        eps: float = 1e-5,
+        kernels: Kernels = DEFAULT_KERNELS,
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = Attention(dim, num_heads, qkv_bias=True, attn_drop=drop, proj_drop=drop)
+        self.attn = Attention(dim, num_heads, True, drop, drop, kernels)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
-        self.mlp = Mlp(dim, mlp_hidden, drop=drop)
+        self.mlp = Mlp(dim, mlp_hidden, drop, kernels.fast_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
@@ -215,7 +238,8 @@ class TokenEncoder(nn.Module):
     """Linear token embedding, cls token, positional embedding, blocks and final norms.
 
     Cls and positional embeddings start at zero, as in FactoFormer. After the blocks come
-    two LayerNorms in a row: the transformer's own and the branch's outer one.
+    two LayerNorms in a row: the transformer's own (``block_eps``, like the blocks') and
+    the branch's outer one (``outer_eps``).
 
     Args:
         in_features: values per input token.
@@ -225,7 +249,9 @@ class TokenEncoder(nn.Module):
         num_heads: attention heads per block.
         mlp_hidden: absolute hidden width of each block's MLP.
         drop: dropout used for positions, attention, projections and MLPs.
-        eps: LayerNorm epsilon.
+        block_eps: LayerNorm epsilon inside the transformer.
+        outer_eps: epsilon of the outer LayerNorm.
+        kernels: kernel choices (see :class:`Kernels`).
     """
 
     def __init__(
@@ -237,36 +263,47 @@ class TokenEncoder(nn.Module):
         num_heads: int,
         mlp_hidden: int,
         drop: float,
-        eps: float,
+        block_eps: float,
+        outer_eps: float,
+        kernels: Kernels = DEFAULT_KERNELS,
     ) -> None:
         super().__init__()
         self.embed = nn.Linear(in_features, dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens + 1, dim))
-        self.pos_drop = Dropout(drop)
+        self.pos_drop = Dropout(drop, kernels.fast_dropout)
         self.blocks = nn.Sequential(
-            *(Block(dim, num_heads, mlp_hidden, drop=drop, eps=eps) for _ in range(depth))
+            *(Block(dim, num_heads, mlp_hidden, drop, block_eps, kernels) for _ in range(depth))
         )
-        self.norm = nn.LayerNorm(dim, eps=eps)
-        self.outer_norm = nn.LayerNorm(dim, eps=eps)
+        self.norm = nn.LayerNorm(dim, eps=block_eps)
+        self.outer_norm = nn.LayerNorm(dim, eps=outer_eps)
 
     def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """(batch, num_tokens, in_features) -> (batch, num_tokens, dim)."""
         return self.embed(tokens)
 
-    def forward_features(self, embedded: torch.Tensor) -> torch.Tensor:
+    def forward_features(
+        self, embedded: torch.Tensor, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Run embedded tokens through the transformer.
 
         Args:
-            embedded: (batch, num_tokens, dim), e.g. from :meth:`embed_tokens`, possibly with
-                some tokens replaced by a mask token.
+            embedded: (batch, n, dim), e.g. from :meth:`embed_tokens`, possibly with some
+                tokens replaced by a mask token.
+            positions: (batch, n) token indices (0-based, cls excluded) when ``embedded``
+                holds only some of the tokens (e.g. the visible ones); None when it holds
+                all ``num_tokens`` in order.
 
         Returns:
-            (batch, num_tokens + 1, dim) after both final norms; index 0 is the cls token.
+            (batch, n + 1, dim) after both final norms; index 0 is the cls token.
         """
         cls = self.cls_token.expand(embedded.shape[0], -1, -1)
-        x = self.pos_drop(torch.cat([cls, embedded], dim=1) + self.pos_embed)
-        return self.outer_norm(self.norm(self.blocks(x)))
+        if positions is None:
+            x = torch.cat([cls, embedded], dim=1) + self.pos_embed
+        else:
+            token_pos = self.pos_embed[0, 1:][positions]  # (batch, n, dim)
+            x = torch.cat([cls + self.pos_embed[:, :1], embedded + token_pos], dim=1)
+        return self.outer_norm(self.norm(self.blocks(self.pos_drop(x))))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(batch, num_tokens, in_features) -> cls output (batch, dim)."""

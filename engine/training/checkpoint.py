@@ -51,7 +51,7 @@ def training_record(scene: Scene, recipe: TrainingRecipe, result: TrainingResult
         "train_pixels": int((scene.train_labels > 0).sum()),
         "recipe": recipe.to_dict(),
         "seed": recipe.seed,
-        "pretraining": None,
+        "pretraining": result.pretraining,
         "steps": result.steps,
         "seconds": round(result.seconds, 1),
         "software": {"torch": str(torch.__version__), "python": platform.python_version()},

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,10 +17,11 @@ from ..config import FactoFormerConfig, TrainingRecipe
 from ..data.normalization import MinMaxNormalization
 from ..data.prepared import PreparedScene
 from ..data.scenes import Scene
-from ..models import FactoFormer
-from ..models.layers import seed_dropout
-from ..progress import ProgressBar
+from ..models import DEFAULT_KERNELS, FactoFormer, Kernels
+from ..pretraining.transfer import PretrainedBranch, transfer
+from ..progress import Feedback, ProgressBar, SilentFeedback
 from ..system import available_cores
+from .loop import fit, seed_everything
 
 
 def configure_cpu(threads: int | None = None, tune_malloc: bool = True) -> None:
@@ -49,6 +51,7 @@ class TrainingResult:
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     steps: int = 0
+    pretraining: dict[str, Any] | None = None  # what was transferred from pretraining
 
 
 def train(
@@ -56,68 +59,51 @@ def train(
     recipe: TrainingRecipe,
     config: FactoFormerConfig | None = None,
     show_progress: bool = True,
+    *,
+    pretrained: Sequence[PretrainedBranch] = (),
+    transfer_outer_norm: bool = False,
+    feedback: Feedback | None = None,
+    state_path: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    kernels: Kernels = DEFAULT_KERNELS,
 ) -> TrainingResult:
     """Train a FactoFormer on the scene's training pixels with the given recipe.
 
+    The model starts from the seed's initial weights; the tensors of any ``pretrained``
+    branches then replace theirs (see :func:`~engine.pretraining.transfer.transfer`).
     The model of the last epoch is returned; the test labels are not looked at.
+
+    Args:
+        prepared: the normalised scene.
+        recipe: the fine-tuning recipe.
+        config: the architecture (default: the paper's, for the scene's bands and classes).
+        show_progress: draw a progress bar on stderr (when no ``feedback`` is given).
+        pretrained: pre-trained branches to start from.
+        transfer_outer_norm: also transfer the branches' outer LayerNorm.
+        feedback: progress and cancellation.
+        state_path: per-epoch training state, for ``resume``.
+        resume: continue from ``state_path`` when it exists.
+        kernels: kernel choices (benchmarks compare them).
     """
     scene = prepared.scene
     config = config or FactoFormerConfig(num_bands=scene.num_bands, num_classes=scene.num_classes)
-    torch.manual_seed(recipe.seed)
-    seed_dropout(recipe.seed)
-    order_rng = np.random.default_rng(recipe.seed)
-    model = FactoFormer(config)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, recipe.lr_step, gamma=recipe.lr_gamma)
+    seed_everything(recipe.seed)
+    model = FactoFormer(config, kernels)
+    record = transfer(model, pretrained, transfer_outer_norm) if pretrained else None
     rows, cols, labels = Scene.pixels(scene.train_labels)
     targets = torch.from_numpy(labels.astype(np.int64) - 1)
-    batches_per_epoch = -(-len(rows) // recipe.batch_size)
-    total_steps = recipe.epochs * batches_per_epoch
-    if recipe.max_steps is not None:
-        total_steps = min(total_steps, recipe.max_steps)
-    bar = ProgressBar("train") if show_progress else None
-    result = TrainingResult(model, prepared.normalization)
-    start = time.monotonic()
-    model.train()
-    for epoch in range(recipe.epochs):
-        order = order_rng.permutation(len(rows))
-        loss_sum, correct, seen = 0.0, 0, 0
-        for first in range(0, len(order), recipe.batch_size):
-            if result.steps >= total_steps:
-                break
-            idx = order[first : first + recipe.batch_size]
-            patches = torch.from_numpy(prepared.extractor(rows[idx], cols[idx]))
-            logits = model(patches)
-            loss = F.cross_entropy(logits, targets[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            result.steps += 1
-            loss_sum += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == targets[idx]).sum())
-            seen += len(idx)
-            if bar:
-                bar.set_progress(result.steps / total_steps, f"epoch {epoch + 1}/{recipe.epochs}")
-        if seen:
-            result.history.append(
-                {
-                    "epoch": epoch + 1,
-                    "loss": loss_sum / seen,
-                    "train_accuracy": correct / seen,
-                    "learning_rate": optimizer.param_groups[0]["lr"],
-                    "seconds": time.monotonic() - start,
-                }
-            )
-        scheduler.step()
-        if result.steps >= total_steps:
-            break
-    if bar:
-        bar.set_progress(1.0)
-    result.seconds = time.monotonic() - start
-    model.eval()
-    return result
+
+    def step(idx: np.ndarray, _: int) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = model(torch.from_numpy(prepared.extractor(rows[idx], cols[idx])))
+        correct = int((logits.argmax(1) == targets[idx]).sum())
+        return F.cross_entropy(logits, targets[idx]), {"train_accuracy": correct / len(idx)}
+
+    if feedback is None:
+        feedback = ProgressBar("train") if show_progress else SilentFeedback()
+    fitted = fit(model, step, len(rows), recipe, feedback, state_path, resume, "training")
+    return TrainingResult(
+        model, prepared.normalization, fitted.history, fitted.seconds, fitted.steps, record
+    )
 
 
 def torch_logits(model: FactoFormer) -> Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]]:

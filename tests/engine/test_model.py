@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from engine.config import FactoFormerConfig
-from engine.models import FactoFormer, count_parameters
-from engine.models.layers import Attention, DropoutAttention, keep_mask, seed_dropout
+from engine.models import FactoFormer, Kernels, count_parameters
+from engine.models.layers import Attention, Dropout, DropoutAttention, keep_mask, seed_dropout
 
 
 @pytest.mark.parametrize(
@@ -79,3 +79,34 @@ def test_training_mode_uses_dropout_and_eval_mode_is_deterministic():
     assert not torch.equal(model(x), model(x))
     model.eval()
     assert torch.equal(model(x), model(x))
+
+
+def test_layer_norm_epsilons_follow_the_official_code():
+    model = FactoFormer(FactoFormerConfig(num_bands=12, num_classes=3))
+    for encoder in (model.pixel_encoder, model.band_encoder):
+        inner = [m for name, m in encoder.named_modules() if name.startswith("blocks.")]
+        block_norms = [m for m in inner if isinstance(m, torch.nn.LayerNorm)]
+        assert len(block_norms) == 10 and all(m.eps == 1e-5 for m in block_norms)
+        assert encoder.norm.eps == 1e-5 and encoder.outer_norm.eps == 1e-6
+
+
+def test_config_with_a_single_norm_eps_keeps_its_behaviour():
+    old = {"num_bands": 12, "num_classes": 3, "norm_eps": 1e-6}
+    config = FactoFormerConfig.from_dict(old)
+    assert config.block_norm_eps == config.outer_norm_eps == 1e-6
+    assert FactoFormerConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown"):
+        FactoFormerConfig.from_dict({**old, "nrom_eps": 1})
+
+
+def test_kernel_choices_do_not_change_the_function():
+    torch.manual_seed(0)
+    config = FactoFormerConfig(num_bands=12, num_classes=3)
+    fast = FactoFormer(config).eval()
+    for kernels in (Kernels(fast_dropout=False), Kernels(ort_attention=True)):
+        other = FactoFormer(config, kernels).eval()
+        other.load_state_dict(fast.state_dict())
+        x = torch.randn(3, 12, 7, 7)
+        assert torch.allclose(fast(x), other(x), atol=1e-6)
+    stock = FactoFormer(config, Kernels(fast_dropout=False)).train()
+    assert all(not m.fast for m in stock.modules() if isinstance(m, Dropout))

@@ -1,0 +1,237 @@
+"""The one training loop: supervised fine-tuning and every pretraining objective use it.
+
+A run is a model, a step function (a batch of sample indices -> loss and metrics), a
+recipe (Adam, StepLR every ``epochs // 10`` epochs, batch size, seed) and a feedback that
+can cancel. Every epoch visits all samples once in an order drawn from a NumPy generator
+seeded with the recipe's seed.
+
+With a ``state_path`` the loop writes its whole state after every epoch (atomically):
+weights, optimiser, scheduler, the torch RNG, the order generator and the dropout-mask
+generator of :mod:`engine.models.layers`. ``resume=True`` continues from that state, so a
+killed or cancelled run loses at most one epoch and ends with the same weights, bit for
+bit, as a run that was never interrupted (same machine, same thread count).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import CancelledError, InputDataError, ModelLoadError
+from ..models.layers import dropout_rng_state, seed_dropout, set_dropout_rng_state
+from ..progress import Feedback, ProgressBar, SilentFeedback
+
+STATE_FORMAT = "factoformer-loop-state/1"
+
+# (sample indices of the batch, 0-based global step) -> (loss to minimise, metrics of the
+# batch as means over its samples, e.g. {"train_accuracy": 0.8}).
+StepFunction = Callable[[np.ndarray, int], tuple[torch.Tensor, dict[str, float]]]
+
+
+class LoopRecipe(Protocol):
+    """What the loop reads from a recipe (:class:`~engine.config.TrainingRecipe`, ...)."""
+
+    epochs: int
+    learning_rate: float
+    batch_size: int
+    weight_decay: float
+    lr_gamma: float
+    seed: int
+    max_steps: int | None
+
+    @property
+    def lr_step(self) -> int: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class FitResult:
+    """What a finished run reports: per-epoch history, optimiser steps and wall time."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+    resumed_at_epoch: int | None = None  # epochs already done when the run was resumed
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (weight init, stock dropout) and the dropout-mask generator.
+
+    Call before building the model, so that the initial weights follow the seed.
+    """
+    torch.manual_seed(seed)
+    seed_dropout(seed)
+
+
+def fit(
+    model: nn.Module,
+    step: StepFunction,
+    num_samples: int,
+    recipe: LoopRecipe,
+    feedback: Feedback | None = None,
+    state_path: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    label: str = "train",
+) -> FitResult:
+    """Train ``model`` in place with Adam and StepLR; the last epoch's weights are the result.
+
+    Args:
+        model: the module to optimise (all its parameters).
+        step: computes the loss of one batch (see :data:`StepFunction`).
+        num_samples: samples per epoch; the step function receives indices into them.
+        recipe: epochs, learning rate, batch size, weight decay, LR decay, seed, max steps.
+        feedback: progress and cancellation; a :class:`ProgressBar` also shows the loss.
+        state_path: file for the per-epoch state; None keeps nothing on disk.
+        resume: continue from ``state_path`` when it exists.
+        label: what the progress bar calls the run.
+
+    Raises:
+        CancelledError: when the feedback asks to stop (the last epoch's state stays).
+    """
+    if num_samples < 1:
+        raise InputDataError(f"{label}: no samples to train on")
+    feedback = feedback or SilentFeedback()
+    state_path = Path(state_path) if state_path is not None else None
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, recipe.lr_step, gamma=recipe.lr_gamma)
+    order_rng = np.random.default_rng(recipe.seed)
+    result = FitResult()
+    first_epoch = 0
+    if resume and state_path is not None and state_path.exists():
+        first_epoch = _restore(state_path, recipe, model, optimizer, scheduler, order_rng, result)
+        result.resumed_at_epoch = first_epoch
+    batches_per_epoch = -(-num_samples // recipe.batch_size)
+    total_steps = recipe.epochs * batches_per_epoch
+    if recipe.max_steps is not None:
+        total_steps = min(total_steps, recipe.max_steps)
+    start = time.monotonic() - result.seconds
+    model.train()
+    for epoch in range(first_epoch, recipe.epochs):
+        if result.steps >= total_steps:
+            break
+        order = order_rng.permutation(num_samples)
+        sums: dict[str, float] = {}
+        seen = 0
+        for first in range(0, num_samples, recipe.batch_size):
+            if result.steps >= total_steps:
+                break
+            if feedback.is_cancelled():
+                raise CancelledError(f"{label} cancelled by the user")
+            idx = order[first : first + recipe.batch_size]
+            loss, metrics = step(idx, result.steps)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            result.steps += 1
+            for key, value in {"loss": loss.item(), **metrics}.items():
+                sums[key] = sums.get(key, 0.0) + value * len(idx)
+            seen += len(idx)
+            _report(feedback, result.steps / total_steps, epoch, recipe.epochs, sums, seen)
+        if seen:
+            row = {"epoch": epoch + 1, **{k: v / seen for k, v in sums.items()}}
+            row["learning_rate"] = optimizer.param_groups[0]["lr"]
+            row["seconds"] = time.monotonic() - start
+            result.history.append(row)
+        scheduler.step()
+        result.seconds = time.monotonic() - start
+        if state_path is not None and seen == num_samples:
+            _save(state_path, recipe, model, optimizer, scheduler, order_rng, result, epoch + 1)
+    feedback.set_progress(1.0)
+    result.seconds = time.monotonic() - start
+    model.eval()
+    return result
+
+
+def _report(
+    feedback: Feedback, fraction: float, epoch: int, epochs: int, sums: dict, seen: int
+) -> None:
+    if isinstance(feedback, ProgressBar):
+        feedback.set_progress(
+            fraction, f"epoch {epoch + 1}/{epochs} loss {sums['loss'] / seen:.4f}"
+        )
+    else:
+        feedback.set_progress(fraction)
+
+
+def _comparable(recipe: dict[str, Any]) -> dict[str, Any]:
+    """A recipe without the fields a resumed run may change."""
+    return {k: v for k, v in recipe.items() if k != "max_steps"}
+
+
+def _save(
+    path: Path,
+    recipe: LoopRecipe,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    order_rng: np.random.Generator,
+    result: FitResult,
+    epochs_done: int,
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    torch.save(
+        {
+            "format": STATE_FORMAT,
+            "recipe": recipe.to_dict(),
+            "epochs_done": epochs_done,
+            "steps": result.steps,
+            "seconds": result.seconds,
+            "history": result.history,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "order_rng": order_rng.bit_generator.state,
+            "dropout_rng": dropout_rng_state(),
+        },
+        tmp,
+    )
+    os.replace(tmp, path)
+
+
+def _restore(
+    path: Path,
+    recipe: LoopRecipe,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    order_rng: np.random.Generator,
+    result: FitResult,
+) -> int:
+    """Load a saved state into the run's objects; returns the number of epochs done."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise ModelLoadError(f"cannot resume from {path}: {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise ModelLoadError(f"{path} is not a training state ({STATE_FORMAT})")
+    if _comparable(state["recipe"]) != _comparable(recipe.to_dict()):
+        raise InputDataError(
+            f"cannot resume from {path}: it was written with another recipe "
+            f"({state['recipe']}); use a new output folder or the same options"
+        )
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise InputDataError(f"cannot resume from {path}: another model ({exc})") from None
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    order_rng.bit_generator.state = state["order_rng"]
+    set_dropout_rng_state(state["dropout_rng"])
+    result.history = list(state["history"])
+    result.steps = int(state["steps"])
+    result.seconds = float(state["seconds"])
+    return int(state["epochs_done"])
