@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from osgeo import gdal
 
+from ..data.files import FileSet, GdalName, dataset_files, style_file
+from ..data.gdal_log import gdal_messages_logged
 from ..data.normalization import PHYSICAL
 from ..data.patches import PatchExtractor, pad_symmetric
 from ..data.raster import BandInfo, band_info, open_raster, read_window
@@ -24,9 +26,16 @@ from ..errors import (
 )
 from ..metadata import ModelMetadata
 from ..progress import Feedback, SilentFeedback, check_cancelled, warn
+from . import preflight
 from .inputs import RangeMonitor, open_mask, read_user_mask
 from .model import OnnxClassifier, softmax
-from .outputs import StagedGeoTiff, check_destination, commit_outputs
+from .outputs import (
+    StagedGeoTiff,
+    check_destinations,
+    check_free_space,
+    commit_outputs,
+    remove_stale_staging,
+)
 from .style import paletted_qml, style_class_band
 from .windows import HaloWindow, tile_raster, tile_size_for_budget, with_halo
 
@@ -146,15 +155,15 @@ class TiledClassifier:
         tile_size: int | None = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        preflight.check_batch_size(batch_size)
         self.model = model
         self.meta = model.metadata
+        self.class_type = preflight.class_map_type(self.meta.num_classes, self.meta.model_id)
         self.batch_size = batch_size
         self.halo = self.meta.patch_size // 2
         self.physical = self.meta.input_values == PHYSICAL
         self.tile_size = tile_size or tile_size_for_budget(
-            self.meta.num_bands, self.halo, memory_budget
+            self.meta.num_bands, self.halo, memory_budget, self.meta.num_classes
         )
 
     def classify(
@@ -168,11 +177,24 @@ class TiledClassifier:
     ) -> ClassificationReport:
         """Classify ``raster`` into ``output`` (and optional confidence/probability rasters).
 
-        All outputs appear together at the end, or not at all (error or cancel).
+        All outputs appear together at the end, or not at all (error or cancel). GDAL's
+        own message lines go to the ``engine.gdal`` log, never to stderr.
         """
+        with gdal_messages_logged():
+            return self._classify(raster, output, confidence, probabilities, mask, feedback)
+
+    def _classify(
+        self,
+        raster: str | os.PathLike[str],
+        output: str | os.PathLike[str],
+        confidence: str | os.PathLike[str] | None,
+        probabilities: str | os.PathLike[str] | None,
+        mask: str | os.PathLike[str] | None,
+        feedback: Feedback | None,
+    ) -> ClassificationReport:
         feedback = feedback or SilentFeedback()
         start = time.monotonic()
-        raster = Path(raster)
+        raster = GdalName(os.fspath(raster))  # verbatim: /vsizip//..., NETCDF:"f.nc":v
         ds = open_raster(raster)
         info = check_bands(self.meta, band_info(ds), raster.name)
         width, height = ds.RasterXSize, ds.RasterYSize
@@ -183,7 +205,9 @@ class TiledClassifier:
                 f"least {p}x{p} (its patch size)"
             )
         mask_ds = open_mask(mask, ds) if mask else None
-        destinations = self._destinations(output, confidence, probabilities, raster, mask)
+        requested = {"class_map": output, "confidence": confidence, "probabilities": probabilities}
+        destinations = self._destinations(requested, ds, mask_ds)
+        self._preflight(destinations, width, height, feedback)
         check_cancelled(feedback)
 
         geotransform = ds.GetGeoTransform(can_return_null=True)
@@ -198,9 +222,8 @@ class TiledClassifier:
         )
         staged: dict[str, StagedGeoTiff] = {}
         try:
-            class_type = gdal.GDT_Byte if self.meta.num_classes <= 255 else gdal.GDT_UInt16
             staged["class_map"] = StagedGeoTiff(
-                report.class_map, width, height, 1, class_type, geotransform, projection
+                report.class_map, width, height, 1, self.class_type, geotransform, projection
             )
             if report.confidence:
                 staged["confidence"] = StagedGeoTiff(
@@ -249,18 +272,44 @@ class TiledClassifier:
 
     def _destinations(
         self,
-        output: str | os.PathLike[str],
-        confidence: str | os.PathLike[str] | None,
-        probabilities: str | os.PathLike[str] | None,
-        raster: Path,
-        mask: str | os.PathLike[str] | None,
+        requested: dict[str, str | os.PathLike[str] | None],
+        ds: gdal.Dataset,
+        mask_ds: gdal.Dataset | None,
     ) -> dict[str, Path]:
-        protected = [raster, self.model.path] + ([Path(mask)] if mask else [])
-        requested = {"class_map": output, "confidence": confidence, "probabilities": probabilities}
-        paths = {k: check_destination(v, protected) for k, v in requested.items() if v}
-        if len(set(paths.values())) != len(paths):
-            raise OutputError("class map, confidence and probabilities need distinct output paths")
-        return paths
+        """Checked output paths: none may touch a file the run reads, nor another output."""
+        reads = FileSet()
+        reads.add(self.model.path, "the model")
+        for what, source in (("input", ds), ("mask", mask_ds)):
+            if source is None:
+                continue
+            label = f"{what} {GdalName(source.GetDescription()).name}"
+            files = dataset_files(source)
+            reads.add_all(files, f"read by {label}")
+            reads.add_all([style_file(f) for f in files], f"the QGIS style of {label}")
+        return check_destinations(requested, reads)
+
+    def _preflight(
+        self, destinations: dict[str, Path], width: int, height: int, feedback: Feedback
+    ) -> None:
+        """Before any work: clear debris of killed runs, check disk room and memory, and
+        state the expected duration first when it is long."""
+        for folder in {path.parent for path in destinations.values()}:
+            remove_stale_staging(folder)
+        meta = self.meta
+        check_free_space(preflight.output_sizes(destinations, width, height, meta.num_classes))
+        preflight.check_memory(
+            preflight.working_memory(
+                meta.num_bands,
+                meta.num_classes,
+                meta.patch_size,
+                min(self.tile_size, max(width, height)),
+                self.batch_size,
+                self.model.workers,
+            )
+        )
+        message = preflight.duration_message(width * height)
+        if message:
+            warn(feedback, message)
 
     def _warn_if_raw(
         self, info: BandInfo, raster: str, feedback: Feedback, report: ClassificationReport

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import shutil
+import socket
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from osgeo import gdal
 
+from ..data.files import FileSet
 from ..errors import OutputError, first_line
+from ..system import process_alive
 
 gdal.UseExceptions()
 
@@ -22,14 +28,58 @@ GTIFF_OPTIONS = (
     "BIGTIFF=IF_SAFER",
 )
 GTIFF_SUFFIXES = (".tif", ".tiff")
+OUTPUT_LABELS = {
+    "class_map": "class map",
+    "confidence": "confidence",
+    "probabilities": "probabilities",
+}
+
+# Staged files: ".<stem>.<pid>-<token>.partial.tif", holding STAGING_KEY = "<host> <pid> <token>"
+# in the STAGING_DOMAIN metadata from the moment they are created (kept in the final file).
+STAGED_NAME = re.compile(r"^\..*\.(?P<pid>[0-9]+)-(?P<token>[0-9a-f]{8})\.partial\.tif$")
+STAGING_DOMAIN = "FACTOFORMER"
+STAGING_KEY = "STAGING"
 
 
-def check_destination(path: str | os.PathLike[str], protected: Sequence[Path] = ()) -> Path:
-    """Validate an output path before any work is done; returns it as an absolute Path.
+def check_destinations(
+    requested: Mapping[str, str | os.PathLike[str] | None], reads: FileSet
+) -> dict[str, Path]:
+    """Validate the requested outputs before any work is done; returns absolute paths.
+
+    Each output writes its raster, its ``.aux.xml`` and its ``.qml`` style. None of these
+    may be a file the run reads (``reads``: inputs, their sidecars and styles, the model),
+    nor a file another output writes, compared after resolving ``..``, symlinks and
+    hard links.
 
     Raises:
-        OutputError: not a .tif, folder missing or not writable, or the path is one of
-            ``protected`` (the input raster, the model...).
+        OutputError: an invalid destination (see :func:`check_destination`) or a collision.
+    """
+    paths = {kind: check_destination(p) for kind, p in requested.items() if p}
+    written = FileSet()
+    for kind, path in paths.items():
+        label = f"{OUTPUT_LABELS.get(kind, kind)} {path.name}"
+        for file in (path, *sidecars(path)):
+            role = reads.find(file)
+            if role is not None:
+                raise OutputError(
+                    f"output {path.name} would overwrite an input file: {file.name}, {role}; "
+                    "choose another output name"
+                )
+            other = written.find(file)
+            if other is not None:
+                raise OutputError(
+                    f"{label} and {other} would both write {file.name}; outputs need distinct "
+                    "paths and names"
+                )
+        written.add_all([str(f) for f in (path, *sidecars(path))], label)
+    return paths
+
+
+def check_destination(path: str | os.PathLike[str]) -> Path:
+    """Validate one output path; returns it as an absolute Path.
+
+    Raises:
+        OutputError: not a .tif, folder missing or not writable, a folder, or read-only.
     """
     path = Path(path).absolute()
     if path.suffix.lower() not in GTIFF_SUFFIXES:
@@ -43,12 +93,85 @@ def check_destination(path: str | os.PathLike[str], protected: Sequence[Path] = 
         raise OutputError(f"output path is a folder: {path}")
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"output file exists and is read-only: {path}")
-    for other in protected:
-        if path == Path(other).absolute() or (
-            path.exists() and Path(other).exists() and os.path.samefile(path, other)
-        ):
-            raise OutputError(f"output {path.name} would overwrite an input file")
     return path
+
+
+def check_free_space(sizes: Mapping[Path, int]) -> None:
+    """Refuse when a destination filesystem lacks room for the outputs written to it.
+
+    ``sizes``: output path -> upper bound of its size in bytes. Outputs on the same
+    filesystem are added up.
+
+    Raises:
+        OutputError: naming the folder, the room needed and the room free.
+    """
+    needed: dict[int, tuple[Path, int]] = {}
+    for path, size in sizes.items():
+        device = os.stat(path.parent).st_dev
+        folder, total = needed.get(device, (path.parent, 0))
+        needed[device] = (folder, total + size)
+    for folder, total in needed.values():
+        free = shutil.disk_usage(folder).free
+        if total > free:
+            raise OutputError(
+                f"not enough free space in {folder}: the outputs need up to "
+                f"{_human_bytes(total)}, {_human_bytes(free)} free"
+            )
+
+
+def _human_bytes(size: float) -> str:
+    units = ("bytes", "KiB", "MiB", "GiB", "TiB")
+    power = 0
+    while size >= 1024 and power < len(units) - 1:
+        size, power = size / 1024, power + 1
+    return f"{size:.0f} bytes" if power == 0 else f"{size:.1f} {units[power]}"
+
+
+def remove_stale_staging(folder: Path) -> list[Path]:
+    """Delete the staged outputs an interrupted run (SIGKILL, crash, power loss) left in
+    ``folder``, with their sidecars; returns the staged rasters removed.
+
+    A file is ours only if its name has the staging pattern, GDAL reads in it the staging
+    marker with this host's name and the process id and token of its name, and that
+    process no longer exists. Anything else is left alone.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    for entry in entries:
+        match = STAGED_NAME.match(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False):
+            continue
+        pid = int(match["pid"])
+        if pid == os.getpid() or process_alive(pid):
+            continue  # a run in progress, possibly in this very process
+        if _staging_marker(entry.path) != _marker(pid, match["token"]):
+            continue
+        path = Path(entry.path)
+        for file in (path, *sidecars(path)):
+            try:
+                file.unlink(missing_ok=True)
+            except OSError:
+                break
+        else:
+            removed.append(path)
+    return removed
+
+
+def _marker(pid: int, token: str) -> str:
+    """The staging marker: this machine (hashed: a shared folder sees several) and the run."""
+    host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:12]
+    return f"{host} {pid} {token}"
+
+
+def _staging_marker(path: str) -> str | None:
+    try:
+        ds = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY, allowed_drivers=["GTiff"])
+        return ds.GetMetadataItem(STAGING_KEY, STAGING_DOMAIN)
+    except RuntimeError:  # not a readable GeoTIFF: not provably ours
+        return None
 
 
 def sidecars(path: Path) -> tuple[Path, Path]:
@@ -61,6 +184,9 @@ class StagedGeoTiff:
 
     Nothing appears at the destination until :func:`commit_outputs`; :meth:`discard`
     removes every trace. A previous file at the destination survives until the commit.
+    The hidden file carries this process's id in its name and a staging marker in its
+    metadata from the start, so that :func:`remove_stale_staging` can recognise it if the
+    process is killed before cleaning up.
     """
 
     def __init__(
@@ -74,12 +200,16 @@ class StagedGeoTiff:
         projection: str,
     ) -> None:
         self.path = path
-        self.tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial.tif")
+        pid, token = os.getpid(), uuid.uuid4().hex[:8]
+        self.tmp = path.with_name(f".{path.stem}.{pid}-{token}.partial.tif")
         self.dataset: gdal.Dataset | None = None
+        options = list(GTIFF_OPTIONS) + (["INTERLEAVE=BAND"] if bands > 1 else [])
         try:
             self.dataset = gdal.GetDriverByName("GTiff").Create(
-                str(self.tmp), width, height, bands, data_type, list(GTIFF_OPTIONS)
+                str(self.tmp), width, height, bands, data_type, options
             )
+            self.dataset.SetMetadataItem(STAGING_KEY, _marker(pid, token), STAGING_DOMAIN)
+            self.dataset.FlushCache()  # the marker is on disk before any pixel is written
         except RuntimeError as exc:
             self.discard()
             raise OutputError(f"cannot create {path}: {first_line(exc)}") from None
@@ -97,13 +227,14 @@ class StagedGeoTiff:
         Raises:
             OutputError: a write failed (disk full, I/O error); the destination is untouched.
         """
+        flush_error = None
         try:
             self.dataset.FlushCache()
-        except RuntimeError as exc:
-            raise OutputError(f"cannot write {self.path}: {first_line(exc)}") from None
-        error = self._close()
-        if error:
-            raise OutputError(f"cannot write {self.path}: {error}")
+        except RuntimeError as exc:  # keep the text only: its traceback holds the dataset open
+            flush_error = first_line(exc)
+        close_error = self._close()  # closed even after a failed flush (Windows deletes)
+        if flush_error or close_error:
+            raise OutputError(f"cannot write {self.path}: {flush_error or close_error}")
         if qml is not None:
             try:
                 sidecars(self.tmp)[1].write_text(qml, encoding="utf-8")
@@ -145,7 +276,8 @@ def commit_outputs(outputs: Sequence[StagedGeoTiff]) -> None:
     """Move finished outputs and their sidecars into place: all of them, or none.
 
     Existing files at the destinations are set aside first and restored if any move
-    fails, so an error leaves the previous results as they were.
+    fails or the process is interrupted (KeyboardInterrupt, a signal turned into an
+    exception), so the previous results stay as they were.
 
     Raises:
         OutputError: a move failed; the staged files are left for the caller to discard.
@@ -157,18 +289,20 @@ def commit_outputs(outputs: Sequence[StagedGeoTiff]) -> None:
             for staged, destination in out.moves():
                 if destination.exists():
                     hidden = destination.with_name(
-                        f".{destination.name}.{uuid.uuid4().hex[:8]}.old"
+                        f".{destination.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.old"
                     )
                     os.replace(destination, hidden)
                     set_aside.append((hidden, destination))
                 if staged is not None:
                     os.replace(staged, destination)
                     placed.append(destination)
-    except OSError as exc:
+    except BaseException as exc:
         for destination in placed:
             destination.unlink(missing_ok=True)
         for hidden, destination in reversed(set_aside):
             os.replace(hidden, destination)
+        if not isinstance(exc, OSError):
+            raise
         raise OutputError(
             f"cannot move the results into place ({exc.strerror or exc}); nothing was changed"
         ) from None

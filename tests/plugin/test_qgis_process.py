@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import BUNDLED_SCENE, read_raster, write_raster
+from osgeo import gdal
 
 QGIS_PROCESS = shutil.which("qgis_process.bin") or "/usr/bin/qgis_process.bin"
 
@@ -72,6 +76,8 @@ def test_json_run_on_the_bundled_scene(qgis_env, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)  # nothing else may be printed on stdout
     assert result["results"]["OUTPUT"] == str(out)
+    gdal_lines = re.findall(r"^(?:ERROR|Warning) \d+:.*$", proc.stdout + proc.stderr, re.M)
+    assert not gdal_lines  # GDAL's own message lines never leak for inputs we accept
     assert result["results"]["CLASSIFIED_PIXELS"] == 145 * 145
     assert result["results"]["MODEL_ID"] == "factoformer-indian-pines"
     classes = read_raster(out)
@@ -89,3 +95,44 @@ def test_wrong_band_count_fails_with_a_clear_message_and_no_output(qgis_env, tmp
     assert "expects 200 bands but ten_bands.tif has 10" in proc.stdout + proc.stderr
     # QGIS may cache statistics of the input in ten_bands.tif.aux.xml; nothing of ours remains
     assert not [p.name for p in tmp_path.iterdir() if "never" in p.name]
+
+
+def test_a_vrt_source_is_never_overwritten(qgis_env, tmp_path):
+    data = tmp_path / "data.tif"
+    gdal.Translate(str(data), str(BUNDLED_SCENE), srcWin=[0, 0, 20, 20])
+    vrt = tmp_path / "scene.vrt"
+    gdal.Translate(str(vrt), str(data), format="VRT")
+    before = data.read_bytes()
+    proc = _qgis_process(
+        qgis_env, "run", "factoformer:classify", "--", f"INPUT={vrt}", f"OUTPUT={data}"
+    )
+    assert proc.returncode != 0
+    assert "would overwrite an input file: data.tif, read by input scene.vrt" in (
+        proc.stdout + proc.stderr
+    )
+    assert data.read_bytes() == before
+
+
+def test_ctrl_c_cancels_and_keeps_the_old_output(qgis_env, tmp_path):
+    """qgis_process (3.22) turns SIGINT into a cancel request that the algorithm honours."""
+    out = tmp_path / "classes.tif"
+    out.write_bytes(b"previous result")
+    proc = subprocess.Popen(
+        [QGIS_PROCESS, "run", "factoformer:classify", "--", f"INPUT={BUNDLED_SCENE}"]
+        + [f"OUTPUT={out}", "BATCH_SIZE=16"],
+        env=qgis_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".*.partial.tif")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(1.0)  # classifying now
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "Cancelled by the user; no output was written." in stdout + stderr
+    assert out.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.tif"]
