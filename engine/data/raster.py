@@ -11,6 +11,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import InputDataError, RasterReadError, first_line
+from .files import is_virtual, open_failure_reason
 from .vrt import DESCRIPTION, band_items, flagged_bad
 
 gdal.UseExceptions()
@@ -94,14 +95,23 @@ class BandInfo:
 
 def open_raster(path: str | os.PathLike[str]) -> gdal.Dataset:
     """Open a raster read-only, or raise :class:`RasterReadError` with a one-line reason."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
+    path = os.fspath(path)  # a string, verbatim: GDAL names (/vsizip//..., HDF5:...) included
+    if not is_virtual(path) and not os.path.exists(path):
         raise RasterReadError(f"raster not found: {path}")
     try:
         ds = gdal.Open(path, gdal.GA_ReadOnly)
     except RuntimeError as exc:
-        raise RasterReadError(f"cannot open {path} as a raster: {first_line(exc)}") from None
+        reason = None if is_virtual(path) else open_failure_reason(path)
+        raise RasterReadError(
+            reason or f"cannot open {path} as a raster: {first_line(exc)}"
+        ) from None
     if ds is None or ds.RasterCount == 0:
+        subdatasets = ds.GetSubDatasets() if ds is not None else []
+        if subdatasets:
+            raise RasterReadError(
+                f"{path} holds {len(subdatasets)} subdatasets; give one of them, e.g. "
+                f"{subdatasets[0][0]}"
+            )
         raise RasterReadError(f"{path} contains no raster bands")
     return ds
 
