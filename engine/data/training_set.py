@@ -278,7 +278,8 @@ class TrainingSet:
         notes: list[str] = []
         if validation_share > 0:
             _carve([tile], validation_share, seed, notes)
-        normalization = normalization or _fit([tile])
+        # Statistics exactly as PreparedScene fits them (benchmark results stay bit-identical).
+        normalization = normalization or MinMaxNormalization.fit(values, scene.valid)
         extractor = _extractor(tile, normalization, patch_size)
         n = scene.num_bands
         return cls(

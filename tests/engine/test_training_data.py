@@ -328,3 +328,19 @@ def test_gdalbuildvrt_mosaic_keeps_wavelengths_fwhm_scale_and_bad_bands(tmp_path
     assert data.fwhm_nm == tuple(10.0 + b for b in range(12) if b != 4)
     kept = np.delete(cube, 4, axis=0).astype(np.float64) * 0.0001  # physical values
     np.testing.assert_allclose(data.normalization.minimum, kept.min(axis=(1, 2)), rtol=1e-5)
+
+
+def test_benchmark_scene_gives_the_patches_and_order_of_the_prepared_scene():
+    from engine.data.prepared import PreparedScene
+    from engine.data.scenes import load_indian_pines
+    from engine.data.training_set import TrainingSet
+
+    scene = load_indian_pines()
+    prepared = PreparedScene.from_scene(scene, 7)
+    data = TrainingSet.from_scene(scene, 7)
+    rows, cols, values = scene.pixels(scene.train_labels)
+    idx = np.arange(0, len(rows), 7)
+    np.testing.assert_array_equal(data.train.values, values)
+    np.testing.assert_array_equal(data.train.patches(idx), prepared.extractor(rows[idx], cols[idx]))
+    np.testing.assert_array_equal(data.normalization.fill, prepared.normalization.fill)
+    assert len(data.test) == 9671 and data.validation is None and not data.bands.is_subset
