@@ -27,6 +27,7 @@ from qgis.core import (
 )
 
 from ..engine import SHIPPED_MODEL
+from ..engine.data.files import is_virtual, short_name
 
 HELP = {
     "INPUT": "Hyperspectral raster to classify (GeoTIFF, ENVI, VRT, ... read through GDAL). "
@@ -154,6 +155,22 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("CLASSIFIED_PIXELS", "Classified pixels"))
         self.addOutput(QgsProcessingOutputNumber("NODATA_PIXELS", "No-data pixels"))
         self.addOutput(QgsProcessingOutputString("MODEL_ID", "Model identifier"))
+
+    def checkParameterValues(  # noqa: N802
+        self, parameters: dict[str, Any], context: QgsProcessingContext
+    ) -> tuple[bool, str]:
+        """Also accept GDAL names given as text (``/vsizip//x.zip/a.tif``, ``HDF5:...``).
+
+        QGIS 3.22 resolves a raster parameter given as text only when it is a plain file,
+        so such a name is opened as a layer in the context first, where QGIS finds it.
+        """
+        for name in (self.INPUT, self.MASK):
+            value = parameters.get(name)
+            if isinstance(value, str) and is_virtual(value):
+                layer = QgsRasterLayer(value, short_name(value), "gdal")
+                if layer.isValid():
+                    context.temporaryLayerStore().addMapLayer(layer)
+        return super().checkParameterValues(parameters, context)
 
     def processAlgorithm(  # noqa: N802
         self,

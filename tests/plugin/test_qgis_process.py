@@ -136,3 +136,27 @@ def test_ctrl_c_cancels_and_keeps_the_old_output(qgis_env, tmp_path):
     assert "Cancelled by the user; no output was written." in stdout + stderr
     assert out.read_bytes() == b"previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.tif"]
+
+
+def test_gdal_names_given_as_text_reach_gdal_unchanged(qgis_env, tmp_path):
+    from linear_model import band1_values, write_linear_model
+
+    classes = np.arange(9 * 11).reshape(9, 11) % 3 + 1
+    band1 = band1_values(classes, 3)
+    scene = write_raster(tmp_path / "scene.tif", np.stack([band1, np.zeros_like(band1)]))
+    archive = tmp_path / "scenes.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(scene, "inside/scene.tif")
+    model = write_linear_model(tmp_path / "linear.onnx", 3)
+    out = tmp_path / "from_zip.tif"
+    proc = _qgis_process(
+        qgis_env,
+        "run",
+        "factoformer:classify",
+        "--",
+        f"INPUT=/vsizip/{archive}/inside/scene.tif",  # "/vsizip//tmp/...": a double slash
+        f"MODEL={model}",
+        f"OUTPUT={out}",
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert np.array_equal(read_raster(out), classes)
