@@ -25,6 +25,7 @@ from engine.infer.model import OnnxClassifier
 from engine.infer.windows import tile_size_for_budget
 
 ROWS, COLS = 10, 12
+POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and symlinks")
 
 
 def expected_classes(rows: int = ROWS, cols: int = COLS, num_classes: int = 3) -> np.ndarray:
@@ -73,6 +74,7 @@ def test_vrt_sources_are_never_overwritten(linear3, scene, tmp_path):
     assert np.array_equal(read_raster(tmp_path / "classes.tif"), expected_classes())
 
 
+@POSIX
 def test_inputs_are_recognised_through_dots_symlinks_and_hard_links(linear3, scene, tmp_path):
     (tmp_path / "sub").mkdir()
     mask = write_raster(tmp_path / "mask.tif", np.ones((ROWS, COLS), np.uint8))
@@ -174,6 +176,7 @@ def _forged_staging(folder: Path, pid: int, token: str, marker_token: str | None
     return path
 
 
+@POSIX
 def test_sigkilled_run_leaves_staging_that_the_next_run_removes(linear3, tmp_path):
     proc, results, out = _slow_cli_run(tmp_path, linear3)
     staged = _wait_for_staging(proc, results)
@@ -204,6 +207,7 @@ def test_sigkilled_run_leaves_staging_that_the_next_run_removes(linear3, tmp_pat
         sleeper.wait()
 
 
+@POSIX
 def test_sigterm_cleans_up_like_ctrl_c(linear3, tmp_path):
     proc, results, out = _slow_cli_run(tmp_path, linear3)
     _wait_for_staging(proc, results)
