@@ -18,8 +18,15 @@ from .errors import ModelMetadataError
 
 # 2: normalization.values (physical or raw; 1 = raw values), bands.raster_band_numbers
 SCHEMA_VERSION = 2
-MODEL_TYPES = ("FactoFormer",)
+# Values of model_type (RandomForest and SVM read single spectra: patch size 1).
+MODEL_TYPES = ("FactoFormer", "MaskedSST", "CNN3D", "RandomForest", "SVM")
+# What the output holds: scores for a softmax; log-probabilities are such scores, whose
+# softmax gives back the probabilities themselves (scikit-learn models).
+OUTPUT_KINDS = ("logits", "log_probabilities")
 PADDING_MODES = ("symmetric",)
+# What the model predicts: the centre pixel of each patch, or every pixel of a tile.
+CENTRE, DENSE = "centre", "dense"
+PREDICTIONS = (CENTRE, DENSE)
 REQUIRED_KEYS = (
     "schema_version",
     "model_type",
@@ -35,7 +42,7 @@ REQUIRED_KEYS = (
     "nodata",
     "training",
 )
-OPTIONAL_KEYS = ("description", "metrics")
+OPTIONAL_KEYS = ("description", "metrics", "prediction")  # absent prediction: centre
 
 
 @dataclass(frozen=True)
@@ -57,11 +64,19 @@ class ModelMetadata:
     padding: str = "symmetric"
     input_name: str = "patches"
     output_name: str = "logits"
+    output_kind: str = "logits"
     fwhm_nm: tuple[float, ...] | None = None
     # GDAL band numbers (1-based) the model reads from a raster of raster_band_count bands;
     # None: every band not flagged bad.
     raster_bands: tuple[int, ...] | None = None
     raster_band_count: int | None = None
+    # centre: (batch, bands, P, P) -> (batch, classes); dense: (batch, bands, T, T) ->
+    # (batch, classes, T, T) with T = tile_size = patch_size.
+    prediction: str = CENTRE
+    tile_size: int | None = None
+    # dense models that read the bands in blocks: block size and zeros added inside the model
+    spectral_block: int | None = None
+    band_padding: int = 0
 
     @property
     def num_bands(self) -> int:
@@ -93,8 +108,9 @@ class ModelMetadata:
             },
             "output": {
                 "name": self.output_name,
-                "shape": ["batch", self.num_classes],
-                "kind": "logits",
+                "shape": ["batch", self.num_classes]
+                + ([self.tile_size, self.tile_size] if self.prediction == DENSE else []),
+                "kind": self.output_kind,
             },
             "bands": {
                 "count": self.num_bands,
@@ -103,9 +119,16 @@ class ModelMetadata:
                 "fwhm_nm": list(self.fwhm_nm) if self.fwhm_nm else None,
                 "raster_band_numbers": list(self.raster_bands) if self.raster_bands else None,
                 "raster_band_count": self.raster_band_count,
+                "spectral_block": self.spectral_block,
+                "band_padding": self.band_padding,
             },
             "normalization": self.normalization.to_dict(),
-            "patch": {"size": self.patch_size, "padding": self.padding},
+            "prediction": self.prediction,
+            "patch": {
+                "size": self.patch_size,
+                "padding": self.padding,
+                "tile_size": self.tile_size,
+            },
             "classes": [c.to_dict() for c in self.classes],
             "nodata": {
                 "class_value": 0,
@@ -170,6 +193,7 @@ class ModelMetadata:
             architecture=dict(v["architecture"]),
             input_name=str(v["input"]["name"]),
             output_name=str(v["output"]["name"]),
+            output_kind=str(v["output"].get("kind", "logits")),
             band_names=tuple(str(n) for n in bands["names"]),
             wavelengths_nm=tuple(float(w) for w in wavelengths) if wavelengths else None,
             fwhm_nm=tuple(float(w) for w in fwhm) if fwhm else None,
@@ -178,6 +202,10 @@ class ModelMetadata:
             normalization=MinMaxNormalization.from_dict(v["normalization"]),
             patch_size=int(v["patch"]["size"]),
             padding=str(v["patch"]["padding"]),
+            prediction=str(v.get("prediction", CENTRE)),
+            tile_size=_optional_int(v["patch"].get("tile_size")),
+            spectral_block=_optional_int(bands.get("spectral_block")),
+            band_padding=int(bands.get("band_padding") or 0),
             classes=tuple(ClassInfo.from_dict(c) for c in v["classes"]),
             training=dict(v["training"]),
             metrics=dict(v.get("metrics") or {}),
@@ -187,11 +215,15 @@ class ModelMetadata:
         """Check internal consistency; raises :class:`ModelMetadataError`."""
         problems = []
         if self.model_type not in MODEL_TYPES:
-            problems.append(f"unknown model_type {self.model_type!r}")
+            problems.append(
+                f"unknown model_type {self.model_type!r} (this version knows "
+                f"{', '.join(MODEL_TYPES)}: update the plugin)"
+            )
+        if self.output_kind not in OUTPUT_KINDS:
+            problems.append(f"unknown output kind {self.output_kind!r}")
         if self.padding not in PADDING_MODES:
             problems.append(f"unknown padding {self.padding!r}")
-        if self.patch_size < 1 or self.patch_size % 2 == 0:
-            problems.append(f"patch size {self.patch_size} is not a positive odd number")
+        problems.extend(self._geometry_problems())
         if self.normalization.num_bands != self.num_bands:
             problems.append(
                 f"normalisation has {self.normalization.num_bands} bands, model {self.num_bands}"
@@ -209,10 +241,39 @@ class ModelMetadata:
         arch = self.architecture
         if arch.get("num_bands") != self.num_bands or arch.get("num_classes") != self.num_classes:
             problems.append("architecture band/class counts disagree with bands/classes")
-        if arch.get("patch_size") != self.patch_size:
-            problems.append("architecture patch_size disagrees with patch.size")
         if problems:
             raise ModelMetadataError(f"{source}: inconsistent metadata: {'; '.join(problems)}")
+
+    def _geometry_problems(self) -> list[str]:
+        """Patch or tile geometry for the prediction mode, checked against the architecture."""
+        arch, p = self.architecture, self.patch_size
+        if self.prediction == CENTRE:
+            problems = [] if p >= 1 and p % 2 else [f"patch size {p} is not a positive odd number"]
+            if self.tile_size is not None:
+                problems.append("tile_size is for dense models (prediction 'dense')")
+            if arch.get("patch_size") != p:
+                problems.append("architecture patch_size disagrees with patch.size")
+            return problems
+        if self.prediction != DENSE:
+            return [f"unknown prediction {self.prediction!r} (expected centre or dense)"]
+        t = self.tile_size
+        if t is None or t < 1:
+            return [f"a dense model needs a tile_size of at least 1, got {t}"]
+        problems = []
+        if p != t:
+            problems.append(f"patch.size {p} must equal the tile_size {t} of a dense model")
+        if arch.get("tile_size", t) != t:
+            problems.append("architecture tile_size disagrees with patch.tile_size")
+        block, pad = self.spectral_block, self.band_padding
+        if block is not None and (block < 1 or not 0 <= pad < block):
+            problems.append(f"spectral_block {block} with band_padding {pad}: need 0 <= pad < block")
+        elif block is not None and (self.num_bands + pad) % block:
+            problems.append(
+                f"{self.num_bands} bands + {pad} padding is not a multiple of spectral_block {block}"
+            )
+        elif block is None and pad:
+            problems.append("band_padding needs a spectral_block")
+        return problems
 
     def _raster_band_problems(self) -> list[str]:
         numbers, count = self.raster_bands, self.raster_band_count
@@ -226,3 +287,7 @@ class ModelMetadata:
         if list(numbers) != sorted(set(numbers)) or not all(1 <= n <= count for n in numbers):
             problems.append(f"raster_band_numbers must be increasing numbers in 1..{count}")
         return problems
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
