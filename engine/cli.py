@@ -10,6 +10,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from .config import DEFAULT_RECIPE_NAME, DEFAULT_STEP_BUDGET, PAPER_RECIPES
 from .errors import EngineError
 
 
@@ -64,14 +65,35 @@ def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a FactoFormer on a labelled scene")
+    p = sub.add_parser("train", help="train a FactoFormer on a labelled scene or rasters")
     _add_scene_arguments(p)
     p.add_argument("--output-dir", type=Path, help="run folder (default: runs/<scene>-seed<seed>)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, help="default: the paper's recipe for the scene")
-    p.add_argument("--lr", type=float, help="learning rate (default: the paper's recipe)")
+    p.add_argument(
+        "--recipe",
+        choices=(DEFAULT_RECIPE_NAME, *PAPER_RECIPES),
+        help="the paper's recipe of a benchmark scene (its default), or 'default' (the default "
+        f"for your rasters: lr 1e-3, at most 80 epochs and {DEFAULT_STEP_BUDGET} steps)",
+    )
+    p.add_argument("--epochs", type=int, help="default: from the recipe")
+    p.add_argument("--lr", type=float, help="learning rate (default: from the recipe)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-steps", type=int, help="stop after this many steps (smoke runs)")
+    p.add_argument("--max-steps", type=int, help="stop after this many steps (the step budget)")
+    p.add_argument("--max-minutes", type=float, help="stop training after this many minutes")
+    g = p.add_argument_group("validation (never the test labels)")
+    g.add_argument(
+        "--validation-share",
+        type=float,
+        help="without validation labels, hold out this share of each class's training pixels "
+        "by whole connected regions (default: 0.2 for your rasters, 0 for benchmark scenes)",
+    )
+    g.add_argument(
+        "--early-stopping",
+        type=int,
+        metavar="PATIENCE",
+        help="stop after PATIENCE epochs without a better validation value; keep the best epoch",
+    )
+    g.add_argument("--monitor", choices=("loss", "accuracy"), default="loss")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
@@ -95,7 +117,7 @@ def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="accuracy of a checkpoint or ONNX model on a scene")
     p.add_argument("model", type=Path, help="checkpoint.pt, a run folder, or a .onnx model")
     _add_scene_arguments(p)
-    p.add_argument("--split", choices=("test", "train"), default="test")
+    p.add_argument("--split", choices=("test", "validation", "train"), default="test")
     p.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
     p.set_defaults(run=_evaluate)
 
@@ -140,9 +162,27 @@ def _add_scene_arguments(p: argparse.ArgumentParser) -> None:
         help="folder laid out like shared/data (Indian Pines default: the bundled scene)",
     )
     g.add_argument("--cube", type=Path, help="cube file for Pavia University / Houston 2013")
-    g.add_argument("--raster", type=Path, help="any GDAL raster")
-    g.add_argument("--train-labels", type=Path, help="label raster of the training pixels")
-    g.add_argument("--test-labels", type=Path, help="label raster of the test pixels")
+    g.add_argument(
+        "--raster",
+        action="append",
+        help="a GDAL raster or a glob (tiles/*.tif); repeat for several rasters (no mosaic)",
+    )
+    for split in ("train", "validation", "test"):
+        g.add_argument(
+            f"--{split}-labels",
+            action="append",
+            help=f"label raster of the {split} pixels (or a glob), one per --raster, in order",
+        )
+    g.add_argument(
+        "--tiles",
+        type=Path,
+        help="CSV listing rasters: raster,train_labels[,validation_labels][,test_labels]",
+    )
+    g.add_argument(
+        "--classes",
+        type=Path,
+        help="class table CSV: value,name[,colour #rrggbb] (default: names from the labels)",
+    )
 
 
 def _add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
@@ -175,17 +215,9 @@ def _add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _load_scene(args: argparse.Namespace):  # -> Scene
-    from .data.scenes import (
-        load_houston2013,
-        load_indian_pines,
-        load_pavia_university,
-        load_raster_scene,
-    )
+    """The benchmark scene the arguments name (Indian Pines by default)."""
+    from .data.scenes import load_houston2013, load_indian_pines, load_pavia_university
 
-    if args.raster is not None:
-        if args.dataset or args.train_labels is None:
-            raise SystemExit("error: --raster needs --train-labels and excludes --dataset")
-        return load_raster_scene(args.raster, args.train_labels, args.test_labels)
     if args.dataset in (None, "indian_pines"):
         return load_indian_pines(args.data_root)
     if args.data_root is None or args.cube is None:
@@ -194,45 +226,122 @@ def _load_scene(args: argparse.Namespace):  # -> Scene
     return loader(args.data_root, args.cube)
 
 
-def _train(args: argparse.Namespace) -> int:
-    from dataclasses import replace
+def _own_tiles(args: argparse.Namespace):  # -> list[TileFiles] | None
+    """The rasters and label rasters the arguments name; None for a benchmark scene."""
+    from .data.training_set import read_tile_csv, tiles_from_paths
 
-    from .config import PAPER_RECIPES, TrainingRecipe
+    labels = [args.train_labels, args.validation_labels, args.test_labels]
+    if args.tiles is None and not args.raster:
+        if any(labels):
+            raise SystemExit("error: label rasters need --raster (or --tiles)")
+        return None
+    if args.dataset:
+        raise SystemExit("error: --raster and --tiles exclude --dataset")
+    if args.tiles is not None:
+        if args.raster or any(labels):
+            raise SystemExit(
+                "error: --tiles lists the rasters and labels; drop --raster/--*-labels"
+            )
+        return read_tile_csv(args.tiles)
+    return tiles_from_paths(args.raster, *(x or () for x in labels))
+
+
+def _say(lines: Sequence[str], prefix: str = "") -> None:
+    for line in lines:
+        print(f"{prefix}{line}", file=sys.stderr)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .data.training_set import TrainingSet, load_training_set
+    from .errors import InputDataError
     from .training.run import run_training
     from .training.trainer import configure_cpu
 
     configure_cpu(args.threads)
-    scene = _load_scene(args)
-    recipe = PAPER_RECIPES.get(scene.name, TrainingRecipe())
-    recipe = replace(
-        recipe,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        max_steps=args.max_steps,
-        **({"epochs": args.epochs} if args.epochs else {}),
-        **({"learning_rate": args.lr} if args.lr else {}),
-    )
+    tiles = _own_tiles(args)
+    if tiles is None:
+        share = args.validation_share or 0.0
+        if args.early_stopping and not share:
+            raise InputDataError("early stopping needs validation pixels: give --validation-share")
+        scene = _load_scene(args)
+        data = TrainingSet.from_scene(scene, 7, validation_share=share, seed=args.seed)
+        name = scene.name
+    else:
+        has_validation = any(t.validation_labels for t in tiles)
+        share = args.validation_share
+        if share is None:
+            share = 0.0 if has_validation else 0.2
+        name = (args.tiles or tiles[0].raster).stem
+        if args.early_stopping and not share and not has_validation:
+            raise InputDataError(
+                "early stopping needs validation pixels (validation labels or share)"
+            )
+        data = load_training_set(
+            tiles, 7, classes_csv=args.classes, validation_share=share, seed=args.seed, name=name
+        )
+    _say(data.notes, "note: ")
+    _say(data.warnings, "warning: ")
+    recipe, recipe_line = _recipe(args, name if tiles is None else None, len(data.train))
     pretrained = _load_pretrained(args)
-    out = args.output_dir or Path("runs") / f"{scene.name}-seed{args.seed}"
-    print(
-        f"training on {scene.name}: {(scene.train_labels > 0).sum()} pixels, "
-        f"{scene.num_bands} bands, {scene.num_classes} classes; recipe {recipe.to_dict()}"
-        + "".join(f"; pre-trained {b.branch} branch" for b in pretrained),
-        file=sys.stderr,
+    out = args.output_dir or Path("runs") / f"{name}-seed{args.seed}"
+    _say(
+        [
+            f"training on {name}: {data.summary()}",
+            recipe_line + "".join(f"; pre-trained {b.branch} branch" for b in pretrained),
+        ]
     )
     run = run_training(
-        scene,
+        data,
         recipe,
         out,
         pretrained=pretrained,
         transfer_outer_norm=args.transfer_outer_norm,
         show_progress=not args.quiet,
         resume=args.resume,
+        patience=args.early_stopping,
+        monitor=args.monitor,
+        time_limit=args.max_minutes * 60 if args.max_minutes else None,
     )
     print(f"trained {run.result.steps} steps in {run.result.seconds:.1f} s -> {out}")
+    if run.result.stopped:
+        print(f"stopped: {run.result.stopped}")
+    if run.validation is not None:
+        print(f"validation: {run.validation.summary()}")
     if run.metrics is not None:
         print(f"test: {run.metrics.summary()}")
     return 0
+
+
+def _recipe(args: argparse.Namespace, scene: str | None, train_pixels: int):
+    """The training recipe the arguments ask for, and a line for the log saying what it is."""
+    from dataclasses import replace
+
+    from .config import default_recipe
+
+    name = args.recipe or (scene if scene in PAPER_RECIPES else DEFAULT_RECIPE_NAME)
+    overrides = {"epochs": args.epochs, "learning_rate": args.lr}
+    overrides = {k: v for k, v in overrides.items() if v}
+    if name == DEFAULT_RECIPE_NAME:
+        budget = args.max_steps or DEFAULT_STEP_BUDGET
+        recipe = default_recipe(train_pixels, args.batch_size, budget)
+        if args.epochs and not args.max_steps:
+            overrides["max_steps"] = None  # --epochs alone: the epochs, not the budget
+    else:
+        recipe = replace(PAPER_RECIPES[name], max_steps=args.max_steps)
+    recipe = replace(recipe, seed=args.seed, batch_size=args.batch_size, **overrides)
+    batches = -(-train_pixels // recipe.batch_size)
+    steps = recipe.epochs * batches
+    if recipe.max_steps is not None:
+        steps = min(steps, recipe.max_steps)
+    line = (
+        f"recipe {name!r}: {steps} steps ({recipe.epochs} epochs of {batches} batches of "
+        f"{recipe.batch_size}"
+        + (f", step budget {recipe.max_steps}" if recipe.max_steps is not None else "")
+        + f"), learning rate {recipe.learning_rate:g}"
+    )
+    if name == DEFAULT_RECIPE_NAME:
+        line += "; --max-steps, --epochs or --recipe change it"
+    return recipe, line
 
 
 def _load_pretrained(args: argparse.Namespace) -> list:  # -> list[PretrainedBranch]
@@ -305,17 +414,16 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .data.prepared import PreparedScene
-    from .evaluation import evaluate_labels
+    from .data.training_set import TrainingSet, load_training_set
+    from .evaluation import evaluate_pixels
 
-    scene = _load_scene(args)
     if args.model.suffix.lower() == ".onnx":
         from .infer.model import OnnxClassifier
 
         model = OnnxClassifier(args.model)
         meta = model.metadata
         logits, normalization, patch_size = model.map_logits, meta.normalization, meta.patch_size
-        num_bands, num_classes = meta.num_bands, meta.num_classes
+        classes, raster_bands = meta.classes, meta.raster_bands
     else:
         from .training.checkpoint import load_checkpoint
         from .training.trainer import configure_cpu, torch_logits
@@ -323,23 +431,34 @@ def _evaluate(args: argparse.Namespace) -> int:
         configure_cpu()
         ckpt = load_checkpoint(args.model)
         logits, normalization = torch_logits(ckpt.model), ckpt.normalization
-        patch_size = ckpt.config.patch_size
-        num_bands, num_classes = ckpt.config.num_bands, ckpt.config.num_classes
-    if (num_bands, num_classes) != (scene.num_bands, scene.num_classes):
-        raise SystemExit(
-            f"error: model has {num_bands} bands / {num_classes} classes, scene {scene.name} "
-            f"{scene.num_bands} / {scene.num_classes}"
+        patch_size, classes, raster_bands = ckpt.config.patch_size, ckpt.classes, ckpt.raster_bands
+    tiles = _own_tiles(args)
+    if tiles is None:
+        scene = _load_scene(args)
+        if (scene.num_bands, scene.num_classes) != (normalization.num_bands, len(classes)):
+            raise SystemExit(
+                f"error: model has {normalization.num_bands} bands / {len(classes)} classes, "
+                f"scene {scene.name} {scene.num_bands} / {scene.num_classes}"
+            )
+        data = TrainingSet.from_scene(scene, patch_size, normalization)
+        classes = scene.classes
+    else:
+        data = load_training_set(
+            tiles,
+            patch_size,
+            normalization=normalization,
+            classes=classes,
+            band_numbers=raster_bands,
         )
-    labels = scene.test_labels if args.split == "test" else scene.train_labels
-    if labels is None:
-        raise SystemExit(f"error: scene {scene.name} has no {args.split} labels")
-    prepared = PreparedScene.from_scene(scene, patch_size, normalization)
-    metrics = evaluate_labels(logits, prepared, labels)
+    pixels = data.splits.get(args.split)
+    if pixels is None:
+        raise SystemExit(f"error: no {args.split} labels given (or none on valid pixels)")
+    metrics = evaluate_pixels(logits, pixels, len(classes))
     print(f"{args.split}: {metrics.summary()}")
-    for c, acc in zip(scene.classes, metrics.per_class_accuracy, strict=True):
+    for c, acc in zip(classes, metrics.per_class_accuracy, strict=True):
         print(f"  {c.value:3d} {c.name:32s} {100 * acc:6.2f}")
     if args.json:
-        args.json.write_text(json.dumps(metrics.to_dict([c.name for c in scene.classes]), indent=2))
+        args.json.write_text(json.dumps(metrics.to_dict([c.name for c in classes]), indent=2))
     return 0
 
 
@@ -400,16 +519,21 @@ def _info(args: argparse.Namespace) -> int:
     from .infer.model import OnnxClassifier
 
     meta = OnnxClassifier(args.model).metadata
-    test = meta.metrics.get("test", {})
     print(f"{meta.model_type} {meta.model_id} v{meta.model_version}")
-    print(f"  bands: {meta.num_bands}" + (" with wavelengths" if meta.wavelengths_nm else ""))
+    bands = f"  bands: {meta.num_bands}"
+    if meta.raster_bands:
+        bands += f" of {meta.raster_band_count} raster bands"
+    print(bands + (" with wavelengths" if meta.wavelengths_nm else " (no wavelengths)"))
     print(f"  patch: {meta.patch_size}x{meta.patch_size}, padding {meta.padding}")
     print(f"  trained on: {meta.training.get('dataset')} ({meta.training.get('split')})")
-    if test:
-        print(
-            f"  test OA {100 * test['overall_accuracy']:.2f}  AA "
-            f"{100 * test['average_accuracy']:.2f}  kappa {100 * test['kappa']:.2f}"
-        )
+    for split in ("validation", "test"):
+        m = meta.metrics.get(split)
+        if m:
+            print(
+                f"  {split} OA {100 * m['overall_accuracy']:.2f}  AA "
+                f"{100 * m['average_accuracy']:.2f}  kappa {100 * m['kappa']:.2f}"
+                f"  ({m.get('pixels', '?')} pixels)"
+            )
     for c in meta.classes:
         print(f"  {c.value:3d} {c.color} {c.name}")
     return 0

@@ -8,6 +8,7 @@ import numpy as np
 
 from .data.prepared import PreparedScene
 from .data.scenes import Scene
+from .data.training_set import LabelledPixels
 from .metrics import ClassificationMetrics, classification_metrics
 
 # Maps batches of (n, bands, p, p) patches to their (n, classes) logits, in order.
@@ -39,3 +40,13 @@ def evaluate_labels(
     rows, cols, values = Scene.pixels(labels)
     predicted = predict_pixels(map_logits, prepared, rows, cols, batch_size)
     return classification_metrics(values, predicted, prepared.scene.num_classes)
+
+
+def evaluate_pixels(
+    map_logits: MapLogits, pixels: LabelledPixels, num_classes: int, batch_size: int = 64
+) -> ClassificationMetrics:
+    """Metrics of the classifier on labelled pixels drawn from one or several tiles."""
+    starts = range(0, len(pixels), batch_size)
+    batches = (pixels.patches(np.arange(i, min(i + batch_size, len(pixels)))) for i in starts)
+    predicted = np.concatenate([logits.argmax(axis=1) + 1 for logits in map_logits(batches)])
+    return classification_metrics(pixels.values, predicted, num_classes)

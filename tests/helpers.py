@@ -143,3 +143,30 @@ def edit_model_metadata(src: Path, dst: Path, edit) -> Path:
         entry.key, entry.value = key, json.dumps(value)
     onnx.save(proto, str(dst))
     return dst
+
+
+def write_tile(path, data, col_offset=0, row_offset=0, nodata=None, band_items=None, **kwargs):
+    """A raster on the grid of GEOTRANSFORM shifted by whole pixels, with per-band metadata
+    items (e.g. EnMAP's wavelength, fwhm and bbl)."""
+    write_raster(path, data, nodata=nodata, **kwargs)
+    ds = gdal.Open(str(path), gdal.GA_Update)
+    x0, dx, _, y0, _, dy = GEOTRANSFORM
+    ds.SetGeoTransform((x0 + col_offset * dx, dx, 0.0, y0 + row_offset * dy, 0.0, dy))
+    for b, items in enumerate(band_items or []):
+        ds.GetRasterBand(b + 1).SetMetadata({k: str(v) for k, v in items.items()})
+    ds = None
+    return path
+
+
+def enmap_like_items(wavelengths=WAVELENGTHS, bad=()):
+    """wavelength, fwhm and bbl per band (bands ``bad``, 1-based, flagged), as EnMAP L2A
+    GeoTIFFs carry them."""
+    return [
+        {
+            "wavelength": w,
+            "wavelength_units": "Nanometers",
+            "fwhm": 10 + i,
+            "bbl": int(i + 1 not in bad),
+        }
+        for i, w in enumerate(wavelengths)
+    ]

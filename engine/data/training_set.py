@@ -345,6 +345,8 @@ def load_training_set(
             _carve(loaded, validation_share, seed, notes)
     _drop_nodata_labels(loaded, notes)
     if normalization is None:
+        if not any("train" in t.labels for t in loaded):
+            raise InputDataError("no training labels given: give a label raster per raster")
         normalization = _fit([t for t in loaded if "train" in t.labels])
         warnings.extend(_leaked_nodata(loaded, infos, bands))
     elif normalization.num_bands != len(bands.numbers):
@@ -375,7 +377,7 @@ def load_training_set(
         )
     extractors = [_extractor(t, normalization, patch_size) for t in loaded]
     splits = _splits(loaded, extractors)
-    if band_numbers is None and "train" not in splits:
+    if normalization is None and "train" not in splits:  # training, not evaluating a model
         raise InputDataError("the training labels hold no labelled pixel on valid data")
     return TrainingSet(
         name=name or tiles[0].raster.stem,

@@ -35,6 +35,9 @@ def build_metadata(
         architecture=checkpoint.config.to_dict(),
         band_names=checkpoint.band_names,
         wavelengths_nm=checkpoint.wavelengths_nm,
+        fwhm_nm=checkpoint.fwhm_nm,
+        raster_bands=checkpoint.raster_bands,
+        raster_band_count=checkpoint.raster_band_count,
         normalization=checkpoint.normalization,
         patch_size=checkpoint.config.patch_size,
         classes=checkpoint.classes,
@@ -51,11 +54,15 @@ def metadata_from_run(
     model_version: str = "1.0.0",
     description: str = "",
 ) -> tuple[Checkpoint, ModelMetadata]:
-    """Checkpoint and metadata of a training run, with its test metrics when it has them."""
+    """Checkpoint and metadata of a training run, with its validation and test metrics."""
     ckpt = load_checkpoint(run_dir)
     run_dir = Path(run_dir)
-    test = load_metrics(run_dir if run_dir.is_dir() else run_dir.parent).get("test")
-    metrics = {"test": {k: v for k, v in test.items() if k != "confusion_matrix"}} if test else {}
+    found = load_metrics(run_dir if run_dir.is_dir() else run_dir.parent)
+    metrics = {
+        split: {k: v for k, v in found[split].items() if k != "confusion_matrix"}
+        for split in ("validation", "test")
+        if found.get(split)
+    }
     return ckpt, build_metadata(ckpt, model_id, model_version, metrics, description)
 
 

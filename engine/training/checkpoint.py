@@ -15,6 +15,7 @@ from ..config import FactoFormerConfig, TrainingRecipe
 from ..data.classes import ClassInfo
 from ..data.normalization import MinMaxNormalization
 from ..data.scenes import Scene
+from ..data.training_set import TrainingSet
 from ..errors import ModelLoadError
 from ..metrics import ClassificationMetrics
 from ..models import FactoFormer, count_parameters
@@ -36,19 +37,24 @@ class Checkpoint:
     band_names: tuple[str, ...]
     wavelengths_nm: tuple[float, ...] | None
     training: dict[str, Any]
+    fwhm_nm: tuple[float, ...] | None = None
+    raster_bands: tuple[int, ...] | None = None  # raster bands read, when some are left out
+    raster_band_count: int | None = None
 
     @property
     def config(self) -> FactoFormerConfig:
         return self.model.config
 
 
-def training_record(scene: Scene, recipe: TrainingRecipe, result: TrainingResult) -> dict[str, Any]:
+def training_record(
+    scene: Scene | TrainingSet, recipe: TrainingRecipe, result: TrainingResult
+) -> dict[str, Any]:
     """Provenance of a run: data, split, recipe, seed, time and software."""
-    return {
+    record = {
         "dataset": scene.name,
         "source": scene.source,
         "split": scene.split,
-        "train_pixels": int((scene.train_labels > 0).sum()),
+        "train_pixels": _train_pixels(scene),
         "recipe": recipe.to_dict(),
         "seed": recipe.seed,
         "pretraining": result.pretraining,
@@ -56,6 +62,22 @@ def training_record(scene: Scene, recipe: TrainingRecipe, result: TrainingResult
         "seconds": round(result.seconds, 1),
         "software": {"torch": str(torch.__version__), "python": platform.python_version()},
     }
+    if isinstance(scene, TrainingSet):  # own rasters: what loading and training decided
+        record["rasters"] = len(scene.tiles)
+        record["bands_left_out"] = {
+            "flagged_bad": scene.bands.flagged,
+            "no_data": scene.bands.empty,
+        }
+        record["validation"] = result.validation
+        record["stopped"] = result.stopped
+        record["notes"] = scene.notes + scene.warnings
+    return record
+
+
+def _train_pixels(scene: Scene | TrainingSet) -> int:
+    if isinstance(scene, TrainingSet):
+        return len(scene.train) if scene.train is not None else 0
+    return int((scene.train_labels > 0).sum())
 
 
 def save_run(
@@ -64,6 +86,7 @@ def save_run(
     recipe: TrainingRecipe,
     result: TrainingResult,
     test_metrics: ClassificationMetrics | None,
+    validation_metrics: ClassificationMetrics | None = None,
 ) -> Path:
     """Write ``checkpoint.pt``, ``config.json`` and ``metrics.json``; returns the folder."""
     out = Path(output_dir)
@@ -79,6 +102,7 @@ def save_run(
             "band_names": list(scene.band_names),
             "wavelengths_nm": list(scene.wavelengths_nm) if scene.wavelengths_nm else None,
             "training": training,
+            **_band_selection(scene),
         },
         out / CHECKPOINT_NAME,
     )
@@ -89,10 +113,24 @@ def save_run(
     }
     (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
     metrics: dict[str, Any] = {"history": result.history}
+    if validation_metrics is not None:
+        metrics["validation"] = validation_metrics.to_dict([c.name for c in scene.classes])
     if test_metrics is not None:
         metrics["test"] = test_metrics.to_dict([c.name for c in scene.classes])
     (out / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
     return out
+
+
+def _band_selection(scene: Scene | TrainingSet) -> dict[str, Any]:
+    """FWHM and the raster bands read, for data that knows them."""
+    if not isinstance(scene, TrainingSet):
+        return {}
+    subset = scene.bands.is_subset
+    return {
+        "fwhm_nm": list(scene.fwhm_nm) if scene.fwhm_nm else None,
+        "raster_bands": list(scene.bands.numbers) if subset else None,
+        "raster_band_count": scene.bands.count if subset else None,
+    }
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
@@ -116,6 +154,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     model.load_state_dict(data["state_dict"])
     model.eval()
     wavelengths = data.get("wavelengths_nm")
+    fwhm, raster_bands = data.get("fwhm_nm"), data.get("raster_bands")
     return Checkpoint(
         model=model,
         normalization=MinMaxNormalization.from_dict(data["normalization"]),
@@ -123,6 +162,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         band_names=tuple(data["band_names"]),
         wavelengths_nm=tuple(wavelengths) if wavelengths else None,
         training=data["training"],
+        fwhm_nm=tuple(fwhm) if fwhm else None,
+        raster_bands=tuple(raster_bands) if raster_bands else None,
+        raster_band_count=data.get("raster_band_count"),
     )
 
 

@@ -35,6 +35,10 @@ STATE_FORMAT = "factoformer-loop-state/1"
 # batch as means over its samples, e.g. {"train_accuracy": 0.8}).
 StepFunction = Callable[[np.ndarray, int], tuple[torch.Tensor, dict[str, float]]]
 
+# (0-based epoch just trained) -> (values for the epoch's history row, e.g. the validation
+# loss; True to stop training after this epoch).
+EpochEnd = Callable[[int], tuple[dict[str, float], bool]]
+
 
 class LoopRecipe(Protocol):
     """What the loop reads from a recipe (:class:`~engine.config.TrainingRecipe`, ...)."""
@@ -61,6 +65,7 @@ class FitResult:
     steps: int = 0
     seconds: float = 0.0
     resumed_at_epoch: int | None = None  # epochs already done when the run was resumed
+    stopped: str | None = None  # why training ended before the recipe's end, if it did
 
 
 def seed_everything(seed: int) -> None:
@@ -81,6 +86,8 @@ def fit(
     state_path: str | os.PathLike[str] | None = None,
     resume: bool = False,
     label: str = "train",
+    epoch_end: EpochEnd | None = None,
+    time_limit: float | None = None,
 ) -> FitResult:
     """Train ``model`` in place with Adam and StepLR; the last epoch's weights are the result.
 
@@ -93,6 +100,8 @@ def fit(
         state_path: file for the per-epoch state; None keeps nothing on disk.
         resume: continue from ``state_path`` when it exists.
         label: what the progress bar calls the run.
+        epoch_end: called after each epoch (e.g. validation, early stopping).
+        time_limit: seconds of training after which the run stops (after a whole step).
 
     Raises:
         CancelledError: when the feedback asks to stop (the last epoch's state stays).
@@ -116,15 +125,21 @@ def fit(
     if recipe.max_steps is not None:
         total_steps = min(total_steps, recipe.max_steps)
     start = time.monotonic() - result.seconds
+    if isinstance(feedback, ProgressBar):  # time left: from one epoch or 5 % of the steps on
+        settle = min(batches_per_epoch, max(2, total_steps // 20))
+        feedback.estimate_after(min(1.0, (result.steps + settle) / total_steps))
     model.train()
     for epoch in range(first_epoch, recipe.epochs):
-        if result.steps >= total_steps:
+        if result.steps >= total_steps or result.stopped:
             break
         order = order_rng.permutation(num_samples)
         sums: dict[str, float] = {}
         seen = 0
         for first in range(0, num_samples, recipe.batch_size):
             if result.steps >= total_steps:
+                break
+            if time_limit is not None and time.monotonic() - start >= time_limit:
+                result.stopped = f"time limit of {time_limit / 60:g} min reached"
                 break
             if feedback.is_cancelled():
                 raise CancelledError(f"{label} cancelled by the user")
@@ -141,6 +156,12 @@ def fit(
         if seen:
             row = {"epoch": epoch + 1, **{k: v / seen for k, v in sums.items()}}
             row["learning_rate"] = optimizer.param_groups[0]["lr"]
+            if epoch_end is not None:
+                values, stop = epoch_end(epoch)
+                row.update(values)
+                model.train()
+                if stop:
+                    result.stopped = result.stopped or f"early stopping after epoch {epoch + 1}"
             row["seconds"] = time.monotonic() - start
             result.history.append(row)
         scheduler.step()

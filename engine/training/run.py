@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import FactoFormerConfig, TrainingRecipe
-from ..data.prepared import PreparedScene
 from ..data.scenes import Scene
-from ..evaluation import evaluate_labels
+from ..data.training_set import TrainingSet
+from ..evaluation import evaluate_pixels
 from ..metrics import ClassificationMetrics
 from ..pretraining.transfer import PretrainedBranch
 from ..progress import Feedback
@@ -28,10 +28,11 @@ class TrainedRun:
     result: TrainingResult
     metrics: ClassificationMetrics | None
     output_dir: Path | None
+    validation: ClassificationMetrics | None = None
 
 
 def run_training(
-    scene: Scene,
+    scene: Scene | TrainingSet,
     recipe: TrainingRecipe,
     output_dir: str | os.PathLike[str] | None = None,
     config: FactoFormerConfig | None = None,
@@ -40,18 +41,26 @@ def run_training(
     feedback: Feedback | None = None,
     show_progress: bool = True,
     resume: bool = False,
+    *,
+    patience: int | None = None,
+    monitor: str = "loss",
+    time_limit: float | None = None,
 ) -> TrainedRun:
     """Train a FactoFormer on ``scene``'s training pixels, test it on its test pixels.
+
+    ``scene`` may be one or several rasters (:class:`TrainingSet`): its validation pixels
+    are measured after every epoch (``patience``, ``monitor``: early stopping) and once
+    more at the end; ``time_limit`` (seconds) stops training early.
 
     With ``output_dir`` the run folder gets the checkpoint, config and metrics files, and
     the per-epoch training state that ``resume`` continues from. Test labels are read only
     after training, to measure the result.
     """
     patch_size = config.patch_size if config else 7
-    prepared = PreparedScene.from_scene(scene, patch_size)
+    data = scene if isinstance(scene, TrainingSet) else TrainingSet.from_scene(scene, patch_size)
     out = Path(output_dir) if output_dir is not None else None
     result = train(
-        prepared,
+        data,
         recipe,
         config,
         show_progress,
@@ -60,10 +69,15 @@ def run_training(
         feedback=feedback,
         state_path=out / STATE_NAME if out else None,
         resume=resume,
+        patience=patience,
+        monitor=monitor,
+        time_limit=time_limit,
     )
-    metrics = None
-    if scene.test_labels is not None and (scene.test_labels > 0).any():
-        metrics = evaluate_labels(torch_logits(result.model), prepared, scene.test_labels)
+    logits = torch_logits(result.model)
+    metrics = evaluate_pixels(logits, data.test, data.num_classes) if data.test else None
+    validation = None
+    if data.validation is not None:
+        validation = evaluate_pixels(logits, data.validation, data.num_classes)
     if out is not None:
-        save_run(out, scene, recipe, result, metrics)
-    return TrainedRun(result, metrics, out)
+        save_run(out, data, recipe, result, metrics, validation)
+    return TrainedRun(result, metrics, out, validation)

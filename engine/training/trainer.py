@@ -16,12 +16,14 @@ import torch.nn.functional as F
 from ..config import FactoFormerConfig, TrainingRecipe
 from ..data.normalization import MinMaxNormalization
 from ..data.prepared import PreparedScene
-from ..data.scenes import Scene
+from ..data.training_set import TrainingSet
+from ..errors import InputDataError
 from ..models import DEFAULT_KERNELS, FactoFormer, Kernels
 from ..pretraining.transfer import PretrainedBranch, transfer
 from ..progress import Feedback, ProgressBar, SilentFeedback
 from ..system import available_cores
 from .loop import fit, seed_everything
+from .monitor import ValidationMonitor
 
 
 def configure_cpu(threads: int | None = None, tune_malloc: bool = True) -> None:
@@ -52,10 +54,12 @@ class TrainingResult:
     seconds: float = 0.0
     steps: int = 0
     pretraining: dict[str, Any] | None = None  # what was transferred from pretraining
+    validation: dict[str, Any] | None = None  # validation monitoring and early stopping
+    stopped: str | None = None  # why training ended before the recipe's end, if it did
 
 
 def train(
-    prepared: PreparedScene,
+    prepared: PreparedScene | TrainingSet,
     recipe: TrainingRecipe,
     config: FactoFormerConfig | None = None,
     show_progress: bool = True,
@@ -66,6 +70,9 @@ def train(
     state_path: str | os.PathLike[str] | None = None,
     resume: bool = False,
     kernels: Kernels = DEFAULT_KERNELS,
+    patience: int | None = None,
+    monitor: str = "loss",
+    time_limit: float | None = None,
 ) -> TrainingResult:
     """Train a FactoFormer on the scene's training pixels with the given recipe.
 
@@ -74,7 +81,8 @@ def train(
     The model of the last epoch is returned; the test labels are not looked at.
 
     Args:
-        prepared: the normalised scene.
+        prepared: the normalised scene, or tiles (:class:`TrainingSet`, whose validation
+            pixels are measured after every epoch).
         recipe: the fine-tuning recipe.
         config: the architecture (default: the paper's, for the scene's bands and classes).
         show_progress: draw a progress bar on stderr (when no ``feedback`` is given).
@@ -84,25 +92,63 @@ def train(
         state_path: per-epoch training state, for ``resume``.
         resume: continue from ``state_path`` when it exists.
         kernels: kernel choices (benchmarks compare them).
+        patience: early stopping: epochs without a better validation ``monitor`` value
+            before training stops; the best epoch's weights are returned.
+        monitor: ``loss`` or ``accuracy`` of the validation pixels.
+        time_limit: seconds after which training stops.
     """
-    scene = prepared.scene
-    config = config or FactoFormerConfig(num_bands=scene.num_bands, num_classes=scene.num_classes)
+    data = prepared if isinstance(prepared, TrainingSet) else _training_set(prepared)
+    config = config or FactoFormerConfig(num_bands=data.num_bands, num_classes=data.num_classes)
     seed_everything(recipe.seed)
     model = FactoFormer(config, kernels)
     record = transfer(model, pretrained, transfer_outer_norm) if pretrained else None
-    rows, cols, labels = Scene.pixels(scene.train_labels)
-    targets = torch.from_numpy(labels.astype(np.int64) - 1)
+    pixels = data.train
+    if pixels is None:
+        raise InputDataError(f"{data.name}: no training pixel")
+    if patience is not None and data.validation is None:
+        raise InputDataError("early stopping needs validation pixels (validation labels or share)")
+    checker = (
+        ValidationMonitor(model, data.validation, patience, monitor) if data.validation else None
+    )
 
     def step(idx: np.ndarray, _: int) -> tuple[torch.Tensor, dict[str, float]]:
-        logits = model(torch.from_numpy(prepared.extractor(rows[idx], cols[idx])))
-        correct = int((logits.argmax(1) == targets[idx]).sum())
-        return F.cross_entropy(logits, targets[idx]), {"train_accuracy": correct / len(idx)}
+        logits = model(torch.from_numpy(pixels.patches(idx)))
+        targets = torch.from_numpy(pixels.targets(idx))
+        correct = int((logits.argmax(1) == targets).sum())
+        return F.cross_entropy(logits, targets), {"train_accuracy": correct / len(idx)}
 
     if feedback is None:
         feedback = ProgressBar("train") if show_progress else SilentFeedback()
-    fitted = fit(model, step, len(rows), recipe, feedback, state_path, resume, "training")
+    fitted = fit(
+        model,
+        step,
+        len(pixels),
+        recipe,
+        feedback,
+        state_path,
+        resume,
+        "training",
+        epoch_end=checker,
+        time_limit=time_limit,
+    )
+    if checker is not None:
+        checker.restore_best()
     return TrainingResult(
-        model, prepared.normalization, fitted.history, fitted.seconds, fitted.steps, record
+        model,
+        data.normalization,
+        fitted.history,
+        fitted.seconds,
+        fitted.steps,
+        record,
+        checker.record() if checker else None,
+        fitted.stopped,
+    )
+
+
+def _training_set(prepared: PreparedScene) -> TrainingSet:
+    """A prepared scene as training data, with its statistics."""
+    return TrainingSet.from_scene(
+        prepared.scene, prepared.extractor.patch_size, prepared.normalization
     )
 
 

@@ -8,7 +8,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from helpers import GEOTRANSFORM, synthetic_cube, write_raster
+from helpers import WAVELENGTHS, enmap_like_items, synthetic_cube, write_tile
 from osgeo import gdal
 
 from engine.data.labels import read_classes_csv
@@ -22,33 +22,7 @@ from engine.data.training_set import (
 from engine.data.validation import carve_validation
 from engine.errors import InputDataError
 
-WAVELENGTHS = [450.0 + 40.0 * i for i in range(12)]
 TILE_COLS = 30
-
-
-def write_tile(path, data, col_offset=0, row_offset=0, nodata=None, band_items=None, **kwargs):
-    """A raster on the common 30 m grid, shifted by whole pixels; per-band metadata items."""
-    write_raster(path, data, nodata=nodata, **kwargs)
-    ds = gdal.Open(str(path), gdal.GA_Update)
-    x0, dx, _, y0, _, dy = GEOTRANSFORM
-    ds.SetGeoTransform((x0 + col_offset * dx, dx, 0.0, y0 + row_offset * dy, 0.0, dy))
-    for b, items in enumerate(band_items or []):
-        ds.GetRasterBand(b + 1).SetMetadata({k: str(v) for k, v in items.items()})
-    ds = None
-    return path
-
-
-def enmap_like_items(bad=()):
-    """wavelength, fwhm and bbl per band, the way EnMAP L2A GeoTIFFs carry them."""
-    return [
-        {
-            "wavelength": w,
-            "wavelength_units": "Nanometers",
-            "fwhm": 10 + i,
-            "bbl": 0 if i + 1 in bad else 1,
-        }
-        for i, w in enumerate(WAVELENGTHS)
-    ]
 
 
 @pytest.fixture
@@ -145,7 +119,9 @@ def test_flagged_and_empty_bands_are_dropped_not_blamed_on_the_labels(tmp_path):
     cube, classes = synthetic_cube()
     cube[3] = -32768  # flagged bad (bbl=0) and entirely no-data, like EnMAP's bands 130-135
     cube[7] = -32768  # entirely no-data, not flagged
-    raster = write_tile(tmp_path / "s.tif", cube, nodata=-32768, band_items=enmap_like_items({4}))
+    raster = write_tile(
+        tmp_path / "s.tif", cube, nodata=-32768, band_items=enmap_like_items(bad={4})
+    )
     labels = write_tile(tmp_path / "l.tif", classes.astype(np.uint8))
     data = load_training_set([TileFiles(raster, labels)])
     assert data.bands.numbers == (1, 2, 3, 5, 6, 7, 9, 10, 11, 12)
@@ -302,7 +278,7 @@ def test_gdalbuildvrt_mosaic_keeps_wavelengths_fwhm_scale_and_bad_bands(tmp_path
             tmp_path / f"m{i}{suffix}", part, col_offset=16 * i, nodata=-32768, driver=driver
         )
         ds = gdal.Open(str(path), gdal.GA_Update)
-        for b, items in enumerate(enmap_like_items({5})):
+        for b, items in enumerate(enmap_like_items(bad={5})):
             band = ds.GetRasterBand(b + 1)
             band.SetScale(0.0001)
             if driver == "GTiff":  # band metadata, as in EnMAP L2A GeoTIFFs
