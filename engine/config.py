@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 Branch = Literal["pixel", "band"]
 BRANCHES: tuple[Branch, ...] = ("pixel", "band")
@@ -269,3 +270,206 @@ PRETRAINING_RECIPES: dict[str, PretrainingRecipe] = {
         epochs=40, learning_rate=1e-3, batch_size=128, encoder="visible", decoder_depth=1
     ),
 }
+
+
+@dataclass(frozen=True)
+class DenseTrainingRecipe:
+    """Fine-tuning of a dense tile model (MaskedSST), adapted from its ``finetune.py``.
+
+    Official: Adam, lr 5e-4 for the backbone and 5e-3 for the per-pixel head, weight decay
+    5e-3, cross-entropy ignoring unlabelled pixels, ReduceLROnPlateau, at least 1,000 steps
+    of 2 tiles. Here: the same optimiser and learning rates, StepLR (gamma 0.9 every
+    ``epochs // 10`` epochs, as every recipe of the shared loop) and a step budget
+    (``max_steps``). An epoch visits every labelled training pixel once as the anchor of
+    a tile placed at a random offset around it. ``bf16``: bfloat16 autocast on the CPU.
+    """
+
+    epochs: int = 100
+    learning_rate: float = 5e-4
+    head_learning_rate: float = 5e-3
+    batch_size: int = 8
+    weight_decay: float = 5e-3
+    lr_gamma: float = 0.9
+    seed: int = 0
+    max_steps: int | None = None
+    bf16: bool = False
+
+    @property
+    def lr_step(self) -> int:
+        """Epochs between two learning-rate decays."""
+        return max(1, self.epochs // 10)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DenseTrainingRecipe:
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class MaskedPretrainingRecipe:
+    """SimMIM-style masked pretraining of a MaskedSST (official ``pretrain.py``, adapted).
+
+    Each step draws ``batch_size`` anchor pixels at random and a tile at a random offset
+    around each; an epoch is ``tiles_per_epoch`` tiles (a checkpoint for ``resume`` after
+    each). Masking hides tokens after the embedding behind a learned mask token:
+
+    * ``tube`` (official config): the tile is cut into ``mask_unit x mask_unit`` pixel
+      units and ``ceil(mask_ratio * units)`` of them are hidden in every spectral block
+      (3 of 4 units of an 8x8 tile: 75 %);
+    * ``random``: ``int(mask_ratio * tokens)`` tokens (pixel x spectral block) at random.
+
+    The loss is the L1 error on the hidden tokens' normalised values (padding bands left
+    out), averaged over each sample's own hidden tokens. ``grad_clip`` clamps every
+    gradient element to +-grad_clip (the official value clipping); None turns it off.
+    The official optimiser is AdamW lr 8e-3; the shared loop's Adam + StepLR is used here.
+    """
+
+    epochs: int = 20
+    learning_rate: float = 1e-3
+    batch_size: int = 16
+    weight_decay: float = 0.0
+    lr_gamma: float = 0.9
+    seed: int = 0
+    max_steps: int | None = None
+    tiles_per_epoch: int = 800
+    mask_ratio: float = 0.7
+    masking: Literal["tube", "random"] = "tube"
+    mask_unit: int = 4
+    grad_clip: float | None = 1.0
+    bf16: bool = False
+
+    def __post_init__(self) -> None:
+        if self.masking not in ("tube", "random"):
+            raise ValueError("masking must be one of tube, random")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        if self.tiles_per_epoch < 1 or self.mask_unit < 1:
+            raise ValueError("tiles_per_epoch and mask_unit must be at least 1")
+
+    @property
+    def lr_step(self) -> int:
+        """Epochs between two learning-rate decays."""
+        return max(1, self.epochs // 10)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> MaskedPretrainingRecipe:
+        return cls(**values)
+
+
+PosEmbedding = Literal["learned", "sincos"]
+POS_EMBEDDINGS: tuple[PosEmbedding, ...] = ("learned", "sincos")
+FIRST_WAVELENGTH_NM = 400.0  # spectral position 0 of the sin-cos embedding
+POSITION_STEP_NM = 100.0  # one spectral position per 100 nm (about one EnMAP block)
+
+
+@dataclass(frozen=True)
+class MaskedSSTConfig:
+    """Architecture of a MaskedSST (defaults: the released EnMAP/Houston models).
+
+    ``dim`` is the token width; attention has ``heads`` heads of ``head_dim`` each, so its
+    inner width (512) differs from ``dim`` (96); ``mlp_hidden`` is an absolute width.
+
+    ``pos_embedding``: ``learned`` (a trainable ``(1, tokens + 1, dim)`` table of which
+    the first ``tokens`` rows are used, as in the released checkpoints) or ``sincos``
+    (2-D sin-cos over the tile's pixels, ``dim - dim // 3`` wide, concatenated with a 1-D
+    sin-cos over the spectral position of each block, ``dim // 3`` wide; trainable too).
+    ``spectral_positions`` are the blocks' positions for ``sincos``: from the blocks' mean
+    wavelengths (:func:`spectral_positions`) when the bands have wavelengths, else None
+    (the block index).
+    """
+
+    num_bands: int
+    num_classes: int
+    tile_size: int = 8
+    spectral_block: int = 10
+    dim: int = 96
+    spatial_depth: int = 4
+    spectral_depth: int = 4
+    heads: int = 8
+    head_dim: int = 64
+    mlp_hidden: int = 64
+    drop_rate: float = 0.1
+    pos_embedding: PosEmbedding = "learned"
+    spectral_positions: tuple[float, ...] | None = None
+    model_type: ClassVar[str] = "MaskedSST"  # metadata model_type
+
+    def __post_init__(self) -> None:
+        if self.num_bands < 1 or self.num_classes < 2:
+            raise ValueError(
+                f"a MaskedSST needs at least 1 band and 2 classes, got {self.num_bands} bands "
+                f"and {self.num_classes} classes"
+            )
+        for name in ("tile_size", "spectral_block", "dim", "heads", "head_dim", "mlp_hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.pos_embedding not in POS_EMBEDDINGS:
+            raise ValueError(f"pos_embedding must be one of {', '.join(POS_EMBEDDINGS)}")
+        if self.pos_embedding == "sincos" and (self.dim // 3 % 2 or (self.dim - self.dim // 3) % 4):
+            raise ValueError(
+                f"the sin-cos embedding needs dim // 3 even and dim - dim // 3 divisible by 4, "
+                f"got dim {self.dim}"
+            )
+        if self.spectral_positions is not None:
+            if len(self.spectral_positions) != self.num_blocks:
+                raise ValueError(
+                    f"{len(self.spectral_positions)} spectral positions for {self.num_blocks} "
+                    "spectral blocks"
+                )
+            object.__setattr__(self, "spectral_positions", tuple(self.spectral_positions))
+
+    @property
+    def num_blocks(self) -> int:
+        """Spectral blocks per pixel (bands padded up to a multiple of the block)."""
+        return -(-self.num_bands // self.spectral_block)
+
+    @property
+    def band_padding(self) -> int:
+        """Zero bands the model appends to reach a multiple of ``spectral_block``."""
+        return self.num_blocks * self.spectral_block - self.num_bands
+
+    @property
+    def num_pixels(self) -> int:
+        return self.tile_size * self.tile_size
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens per tile: one per pixel and spectral block."""
+        return self.num_blocks * self.num_pixels
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form, stored in checkpoints and ONNX metadata."""
+        values = dataclasses.asdict(self)
+        if self.spectral_positions is not None:
+            values["spectral_positions"] = list(self.spectral_positions)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> MaskedSSTConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error, not silently dropped."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown MaskedSST config keys: {', '.join(unknown)}")
+        values = dict(values)
+        if values.get("spectral_positions") is not None:
+            values["spectral_positions"] = tuple(float(p) for p in values["spectral_positions"])
+        return cls(**values)
+
+
+def spectral_positions(
+    wavelengths_nm: Sequence[float] | None, spectral_block: int = 10
+) -> tuple[float, ...] | None:
+    """Spectral position of each block: its bands' mean wavelength, one unit per 100 nm
+    above 400 nm (so EnMAP's 20 blocks lie near 0..20). None without wavelengths."""
+    if not wavelengths_nm:
+        return None
+    w = [float(x) for x in wavelengths_nm]
+    blocks = [w[i : i + spectral_block] for i in range(0, len(w), spectral_block)]
+    return tuple(
+        round((sum(b) / len(b) - FIRST_WAVELENGTH_NM) / POSITION_STEP_NM, 4) for b in blocks
+    )

@@ -148,12 +148,14 @@ class Attention(nn.Module):
     """Multi-head self-attention with a fused qkv projection.
 
     Args:
-        dim: token width; must be divisible by ``num_heads``.
-        num_heads: number of attention heads (head width ``dim // num_heads``).
+        dim: token width; must be divisible by ``num_heads`` unless ``head_dim`` is given.
+        num_heads: number of attention heads.
         qkv_bias: add a bias to the qkv projection.
         attn_drop: dropout on the attention weights (training only).
         proj_drop: dropout after the output projection.
         kernels: kernel choices (see :class:`Kernels`).
+        head_dim: width of each head (default ``dim // num_heads``); the attention's inner
+            width is ``num_heads * head_dim``, projected back to ``dim`` (MaskedSST: 8 x 64).
     """
 
     def __init__(
@@ -164,23 +166,26 @@ class Attention(nn.Module):
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
         kernels: Kernels = DEFAULT_KERNELS,
+        head_dim: int | None = None,
     ) -> None:
         super().__init__()
-        if dim % num_heads:
+        if head_dim is None and dim % num_heads:
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
         self.num_heads = num_heads
-        self.head_dim = dim // num_heads
+        self.head_dim = head_dim or dim // num_heads
+        self.inner_dim = num_heads * self.head_dim
         self.attn_drop = attn_drop
         self.fast_dropout = kernels.fast_dropout
         self.ort_attention = kernels.ort_attention
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = nn.Linear(dim, 3 * self.inner_dim, bias=qkv_bias)
+        self.proj = nn.Linear(self.inner_dim, dim)
         self.proj_drop = Dropout(proj_drop, kernels.fast_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, t, d = x.shape  # (batch, tokens, dim)
+        n, t, _ = x.shape  # (batch, tokens, dim)
+        d = self.inner_dim
         if self.ort_attention and torch.onnx.is_in_onnx_export():
-            q, k, v = self.qkv(x).split(d, dim=-1)  # each (batch, tokens, dim)
+            q, k, v = self.qkv(x).split(d, dim=-1)  # each (batch, tokens, inner_dim)
             return self.proj_drop(self.proj(OrtMultiHeadAttention.apply(q, k, v, self.num_heads)))
         qkv = self.qkv(x).reshape(n, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (batch, heads, tokens, head_dim)
@@ -212,7 +217,10 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: ``x + Attn(LN(x))`` then ``x + Mlp(LN(x))``."""
+    """Pre-norm transformer block: ``x + Attn(LN(x))`` then ``x + Mlp(LN(x))``.
+
+    ``head_dim`` and ``qkv_bias`` configure the attention (see :class:`Attention`).
+    """
 
     def __init__(
         self,
@@ -222,10 +230,12 @@ class Block(nn.Module):
         drop: float = 0.0,
         eps: float = 1e-5,
         kernels: Kernels = DEFAULT_KERNELS,
+        head_dim: int | None = None,
+        qkv_bias: bool = True,
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = Attention(dim, num_heads, True, drop, drop, kernels)
+        self.attn = Attention(dim, num_heads, qkv_bias, drop, drop, kernels, head_dim)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, mlp_hidden, drop, kernels.fast_dropout)
 

@@ -88,6 +88,7 @@ def fit(
     label: str = "train",
     epoch_end: EpochEnd | None = None,
     time_limit: float | None = None,
+    param_groups: list[dict[str, Any]] | None = None,
 ) -> FitResult:
     """Train ``model`` in place with Adam and StepLR; the last epoch's weights are the result.
 
@@ -102,6 +103,8 @@ def fit(
         label: what the progress bar calls the run.
         epoch_end: called after each epoch (e.g. validation, early stopping).
         time_limit: seconds of training after which the run stops (after a whole step).
+        param_groups: Adam parameter groups, e.g. a head with its own ``lr`` (default:
+            all of the model's parameters at the recipe's learning rate).
 
     Raises:
         CancelledError: when the feedback asks to stop (the last epoch's state stays).
@@ -111,7 +114,9 @@ def fit(
     feedback = feedback or SilentFeedback()
     state_path = Path(state_path) if state_path is not None else None
     optimizer = torch.optim.Adam(
-        model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay
+        param_groups or model.parameters(),
+        lr=recipe.learning_rate,
+        weight_decay=recipe.weight_decay,
     )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, recipe.lr_step, gamma=recipe.lr_gamma)
     order_rng = np.random.default_rng(recipe.seed)

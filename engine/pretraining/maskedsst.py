@@ -1,0 +1,342 @@
+"""SimMIM-style masked pretraining of a MaskedSST, on the shared training loop.
+
+Hidden tokens (one pixel x one spectral block each) are replaced after the embedding by a
+learned mask token; all tokens go through the encoder; a linear decoder per spectral
+block maps every encoded token back to its ``spectral_block`` normalised values. The loss
+is the L1 error on the hidden tokens only, each sample's own (the official code indexes
+the loss with a flat list cut into equal chunks, which drifts into other samples' masks;
+here the per-token errors are selected with each sample's boolean mask).
+
+A pretraining run folder holds ``encoder.pt`` (the pre-trained backbone and its provenance,
+weights only), ``state.pt`` (the loop's state, for ``resume``) and ``pretraining.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import MaskedPretrainingRecipe, MaskedSSTConfig
+from ..data.dense import DenseTiles
+from ..errors import InputDataError, ModelLoadError
+from ..models import DEFAULT_KERNELS, Kernels
+from ..models.maskedsst import BlockwiseLinear, MaskedSST
+from ..progress import Feedback
+from ..training.loop import StepFunction, fit, seed_everything
+from .data import PretrainingPixels
+from .run import hardware
+
+ENCODER_FORMAT = "maskedsst-pretrained-encoder/1"
+ENCODER_NAME = "encoder.pt"
+STATE_NAME = "state.pt"
+SUMMARY_NAME = "pretraining.json"
+HEAD_PREFIXES = ("head.", "head_norm.")  # fine-tuning only; never pre-trained
+_MASK_STREAM, _ANCHOR_STREAM = 3, 4  # seed streams (the tile offsets use 2)
+
+
+def tube_masks(
+    rng: np.random.Generator, count: int, config: MaskedSSTConfig, ratio: float, unit: int
+) -> np.ndarray:
+    """(count, blocks, pixels) bool: ``ceil(ratio * units)`` of the tile's ``unit x unit``
+    pixel units hidden, the same pixels in every spectral block."""
+    t = config.tile_size
+    per_side = -(-t // unit)
+    units = per_side * per_side
+    hidden = math.ceil(ratio * units)
+    ranks = rng.random((count, units)).argsort(axis=1)
+    unit_mask = np.zeros((count, units), dtype=bool)
+    np.put_along_axis(unit_mask, ranks[:, :hidden], True, axis=1)
+    grid = unit_mask.reshape(count, per_side, per_side)
+    pixels = grid.repeat(unit, axis=1).repeat(unit, axis=2)[:, :t, :t].reshape(count, -1)
+    return np.repeat(pixels[:, None], config.num_blocks, axis=1)
+
+
+def random_token_masks(
+    rng: np.random.Generator, count: int, config: MaskedSSTConfig, ratio: float
+) -> np.ndarray:
+    """(count, blocks, pixels) bool: ``int(ratio * tokens)`` tokens hidden at random."""
+    tokens = config.num_tokens
+    hidden = int(ratio * tokens)
+    ranks = rng.random((count, tokens)).argsort(axis=1)
+    masks = np.zeros((count, tokens), dtype=bool)
+    np.put_along_axis(masks, ranks[:, :hidden], True, axis=1)
+    return masks.reshape(count, config.num_blocks, config.num_pixels)
+
+
+def draw_masks(
+    recipe: MaskedPretrainingRecipe, config: MaskedSSTConfig, count: int, step: int
+) -> np.ndarray:
+    """The masks of one step: a pure function of the seed and the step (resume-safe)."""
+    rng = np.random.default_rng([recipe.seed, _MASK_STREAM, step])
+    if recipe.masking == "tube":
+        return tube_masks(rng, count, config, recipe.mask_ratio, recipe.mask_unit)
+    return random_token_masks(rng, count, config, recipe.mask_ratio)
+
+
+class MaskedTileReconstruction(nn.Module):
+    """A MaskedSST backbone, a learned mask token and one linear decoder per block.
+
+    Args:
+        config: the backbone (its per-pixel head is built but never used: no gradient,
+            not transferred).
+        grad_clip: clamp every gradient element to +-grad_clip (None: off).
+        kernels: kernel choices.
+    """
+
+    def __init__(
+        self,
+        config: MaskedSSTConfig,
+        grad_clip: float | None = None,
+        kernels: Kernels = DEFAULT_KERNELS,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = MaskedSST(config, kernels)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, 1, config.dim))
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
+        self.decoder = BlockwiseLinear(config.num_blocks, config.dim, config.spectral_block)
+        if grad_clip is not None:
+            for p in self.parameters():
+                p.register_hook(lambda g, c=grad_clip: g.clamp(-c, c))
+
+    def forward(self, tiles: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Reconstructed tokens (batch, blocks, pixels, spectral_block).
+
+        Args:
+            tiles: (batch, bands, t, t) normalised tiles.
+            masks: (batch, blocks, pixels) bool, True = hidden.
+        """
+        embedded = self.backbone.embed_tokens(self.backbone.tokens(tiles))
+        hidden = masks.unsqueeze(-1)
+        embedded = torch.where(hidden, self.mask_token.to(embedded.dtype), embedded)
+        return self.decoder(self.backbone.encode(embedded))
+
+    def band_weights(self) -> torch.Tensor:
+        """(blocks, 1, spectral_block): 1 for real bands, 0 for the zero padding."""
+        c = self.config
+        real = torch.ones(c.num_blocks * c.spectral_block)
+        if c.band_padding:
+            real[-c.band_padding :] = 0.0
+        return real.reshape(c.num_blocks, 1, c.spectral_block)
+
+
+def masked_l1(
+    reconstruction: torch.Tensor,
+    target: torch.Tensor,
+    masks: torch.Tensor,
+    band_weights: torch.Tensor,
+) -> torch.Tensor:
+    """Mean L1 error over the hidden tokens of every sample (its own mask, nothing else).
+
+    Args:
+        reconstruction, target: (batch, blocks, pixels, spectral_block).
+        masks: (batch, blocks, pixels) bool, True = hidden.
+        band_weights: (blocks, 1, spectral_block), 0 for padding bands (left out).
+    """
+    weights = band_weights.to(reconstruction.dtype)
+    error = ((reconstruction - target).abs() * weights).sum(-1)  # (batch, blocks, pixels)
+    per_token = error / weights.sum(-1)  # mean over each token's real bands
+    return per_token[masks].mean()
+
+
+def pretraining_step(
+    model: MaskedTileReconstruction,
+    tiles: DenseTiles,
+    recipe: MaskedPretrainingRecipe,
+) -> StepFunction:
+    """The loop's step: random anchors and tile offsets, masks, reconstruction, loss.
+
+    The sample indices the loop hands over only set the batch size: each step draws its
+    anchors at random from all of ``tiles`` (from the seed and the step).
+    """
+    weights = model.band_weights()
+    config = model.config
+
+    def step(indices, step_index):  # type: ignore[no-untyped-def]
+        rng = np.random.default_rng([recipe.seed, _ANCHOR_STREAM, step_index])
+        anchors = rng.integers(0, len(tiles), size=len(indices))
+        batch, _ = tiles.batch(anchors, step_index)
+        inputs = torch.from_numpy(batch)
+        masks = torch.from_numpy(draw_masks(recipe, config, len(indices), step_index))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe.bf16):
+            reconstruction = model(inputs, masks)
+        target = model.backbone.tokens(inputs)
+        loss = masked_l1(reconstruction.float(), target, masks, weights)
+        return loss, {}
+
+    return step
+
+
+def pretraining_tiles(pixels: PretrainingPixels, tile_size: int, seed: int) -> DenseTiles:
+    """Anchor pixels of a pretraining set as dense tiles (built with the context patch
+    size, :func:`~engine.data.dense.context_patch_size`)."""
+    if pixels.patch_size != 2 * tile_size - 1:
+        raise ValueError(f"pretraining pixels need patch size {2 * tile_size - 1} for tiles")
+    padded = [e.padded for e in pixels.extractors]
+    return DenseTiles(padded, tile_size, pixels.sources, pixels.rows, pixels.cols, seed=seed)
+
+
+@dataclass
+class PretrainedMaskedSST:
+    """A pre-trained MaskedSST backbone with where it came from."""
+
+    config: MaskedSSTConfig
+    state_dict: dict[str, torch.Tensor]
+    provenance: dict[str, Any]
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the backbone as a weights-only file (atomically)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.partial")
+        torch.save(
+            {
+                "format": ENCODER_FORMAT,
+                "config": self.config.to_dict(),
+                "state_dict": self.state_dict,
+                "provenance": self.provenance,
+            },
+            tmp,
+        )
+        os.replace(tmp, path)
+        return path
+
+
+def pretrain_maskedsst(
+    pixels: PretrainingPixels,
+    config: MaskedSSTConfig,
+    recipe: MaskedPretrainingRecipe,
+    output_dir: str | os.PathLike[str] | None = None,
+    feedback: Feedback | None = None,
+    resume: bool = False,
+    kernels: Kernels = DEFAULT_KERNELS,
+) -> PretrainedMaskedSST:
+    """Pretrain a MaskedSST backbone on tiles around ``pixels`` (see the module doc).
+
+    Args:
+        pixels: anchor pixels, cut with patch size ``2 * tile_size - 1``.
+        config: the backbone (``num_classes`` is not used).
+        recipe: optimisation and masking.
+        output_dir: the run folder; None keeps nothing on disk (and cannot resume).
+        feedback: progress and cancellation.
+        resume: continue from the folder's last saved epoch.
+        kernels: kernel choices.
+    """
+    if pixels.num_bands != config.num_bands:
+        raise InputDataError(
+            f"the pretraining pixels have {pixels.num_bands} bands, the model {config.num_bands}"
+        )
+    tiles = pretraining_tiles(pixels, config.tile_size, recipe.seed)
+    seed_everything(recipe.seed)
+    model = MaskedTileReconstruction(config, recipe.grad_clip, kernels)
+    out = Path(output_dir) if output_dir is not None else None
+    fitted = fit(
+        model,
+        pretraining_step(model, tiles, recipe),
+        recipe.tiles_per_epoch,
+        recipe,
+        feedback,
+        out / STATE_NAME if out else None,
+        resume,
+        "pretrain maskedsst",
+    )
+    last = fitted.history[-1] if fitted.history else {}
+    provenance = {
+        "model_type": "MaskedSST",
+        "pixels": pixels.description,
+        "bands": pixels.num_bands,
+        "objective": objective_summary(recipe, config),
+        "recipe": recipe.to_dict(),
+        "epochs": int(last.get("epoch", 0)),
+        "steps": fitted.steps,
+        "seconds": round(fitted.seconds, 1),
+        "final_loss": last.get("loss"),
+        "hardware": hardware(),
+        "software": {"torch": str(torch.__version__), "python": platform.python_version()},
+    }
+    state = {
+        k: v.detach().clone()
+        for k, v in model.backbone.state_dict().items()
+        if not k.startswith(HEAD_PREFIXES)
+    }
+    pretrained = PretrainedMaskedSST(config, state, provenance)
+    if out is not None:
+        pretrained.save(out / ENCODER_NAME)
+        summary = {**provenance, "history": fitted.history}
+        (out / SUMMARY_NAME).write_text(json.dumps(summary, indent=2) + "\n")
+    return pretrained
+
+
+def objective_summary(recipe: MaskedPretrainingRecipe, config: MaskedSSTConfig) -> str:
+    """One line saying what the backbone learned to do."""
+    if recipe.masking == "tube":
+        u = recipe.mask_unit
+        units = (-(-config.tile_size // u)) ** 2
+        hidden = f"{math.ceil(recipe.mask_ratio * units)} of {units} {u}x{u}-pixel units"
+        hidden += " in every spectral block (tube)"
+    else:
+        hidden = f"{int(recipe.mask_ratio * config.num_tokens)} of {config.num_tokens} tokens"
+    return (
+        f"masked reconstruction of normalised {config.spectral_block}-band tokens: {hidden} "
+        "hidden behind a learned mask token, linear decoder per spectral block, "
+        "L1 over each sample's hidden tokens"
+    )
+
+
+def load_pretrained(path: str | os.PathLike[str]) -> PretrainedMaskedSST:
+    """Load a pre-trained backbone (the file or its run folder) without executing code."""
+    path = Path(path)
+    file = path / ENCODER_NAME if path.is_dir() else path
+    if not file.is_file():
+        raise ModelLoadError(f"no pre-trained MaskedSST in {path} (looked for {ENCODER_NAME})")
+    try:
+        data = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or unsafe files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"cannot load {file} as weights only: {first}") from None
+    if not isinstance(data, dict) or data.get("format") != ENCODER_FORMAT:
+        raise ModelLoadError(f"{file} is not a pre-trained MaskedSST ({ENCODER_FORMAT})")
+    config = MaskedSSTConfig.from_dict(data["config"])
+    return PretrainedMaskedSST(config, data["state_dict"], data["provenance"])
+
+
+_MATCHING_FIELDS = (
+    "num_bands",
+    "tile_size",
+    "spectral_block",
+    "dim",
+    "spatial_depth",
+    "spectral_depth",
+    "heads",
+    "head_dim",
+    "mlp_hidden",
+    "pos_embedding",
+)
+
+
+def transfer_backbone(model: MaskedSST, pre: PretrainedMaskedSST) -> dict[str, Any]:
+    """Copy the pre-trained backbone (everything but the head) into ``model``; returns the
+    provenance record. The head keeps the values ``model`` was built with."""
+    for name in _MATCHING_FIELDS:
+        mine, theirs = getattr(model.config, name), getattr(pre.config, name)
+        if mine != theirs:
+            raise InputDataError(
+                f"the pre-trained MaskedSST has {name} {theirs} but the model being trained "
+                f"has {mine}"
+            )
+    missing, unexpected = model.load_state_dict(pre.state_dict, strict=False)
+    if unexpected or any(not k.startswith(HEAD_PREFIXES) for k in missing):
+        raise InputDataError(
+            f"the pre-trained MaskedSST does not fit the model (missing {sorted(missing)}, "
+            f"unexpected {sorted(unexpected)})"
+        )
+    return {"transferred": "embedding, positions, spatial and spectral layers", **pre.provenance}
