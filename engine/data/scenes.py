@@ -17,6 +17,7 @@ from .classes import (
     ClassInfo,
     make_classes,
 )
+from .labels import read_aligned_labels
 from .raster import (
     BandInfo,
     band_info,
@@ -202,10 +203,13 @@ def load_raster_scene(
     is missing (no-data value, NaN/inf, GDAL mask band) marked invalid. Label rasters hold
     class values 1..N (0 or no-data = unlabelled) on the raster's grid.
     Class names come from the training label raster's category names when it has them.
+    For several rasters, bands without data and class tables, see
+    :func:`~engine.data.training_set.load_training_set`.
     """
     cube, valid, info = _read_raster_cube(raster)
-    train = read_label_raster(train_labels)
-    test = read_label_raster(test_labels) if test_labels is not None else None
+    image = open_raster(raster)
+    train = read_aligned_labels(train_labels, image)
+    test = read_aligned_labels(test_labels, image) if test_labels is not None else None
     num_classes = int(max(train.max(), test.max() if test is not None else 0))
     names = category_names(train_labels)
     if names and len(names) > num_classes and all(names[1 : num_classes + 1]):

@@ -113,7 +113,7 @@ def test_raster_scene_rejects_labels_on_nodata_and_wrong_grid(tmp_path):
     with pytest.raises(InputDataError, match="no-data"):
         load_raster_scene(raster, labels)
     small = write_raster(tmp_path / "small.tif", classes[:10].astype(np.uint8))
-    with pytest.raises(InputDataError, match="10x30"):
+    with pytest.raises(InputDataError, match="is 30x10 pixels but s.tif is 30x24"):
         load_raster_scene(raster, small)
 
 
