@@ -10,8 +10,11 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import DEFAULT_RECIPE_NAME, DEFAULT_STEP_BUDGET, PAPER_RECIPES
+from .config import CNN3D_RECIPES, DEFAULT_RECIPE_NAME, DEFAULT_STEP_BUDGET, PAPER_RECIPES
 from .errors import EngineError
+
+# engine.models.registry.MODELS, named here so that the parser imports no torch.
+MODEL_NAMES = ("factoformer", "cnn3d", "rf", "svm")
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "factoformer") -> int:
@@ -65,19 +68,31 @@ def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a FactoFormer on a labelled scene or rasters")
+    p = sub.add_parser(
+        "train", help="train a model (FactoFormer, ...) on a labelled scene or rasters"
+    )
     _add_scene_arguments(p)
+    p.add_argument(
+        "--model",
+        choices=MODEL_NAMES,
+        default=MODEL_NAMES[0],
+        help="factoformer (default), cnn3d (the 3D-CNN of Li et al. 2017), rf (random forest) "
+        "or svm (RBF SVM); rf and svm read single pixel spectra and choose their "
+        "hyperparameters by cross-validation on the training pixels",
+    )
+    p.add_argument("--trees", type=int, help="rf: trees in the forest (default 200)")
     p.add_argument("--output-dir", type=Path, help="run folder (default: runs/<scene>-seed<seed>)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--recipe",
-        choices=(DEFAULT_RECIPE_NAME, *PAPER_RECIPES),
+        choices=(DEFAULT_RECIPE_NAME, *PAPER_RECIPES, *CNN3D_RECIPES),
         help="the paper's recipe of a benchmark scene (its default), or 'default' (the default "
-        f"for your rasters: lr 1e-3, at most 80 epochs and {DEFAULT_STEP_BUDGET} steps)",
+        f"for your rasters: lr 1e-3, at most 80 epochs and {DEFAULT_STEP_BUDGET} steps); "
+        "cnn3d: li2017 (SGD, its default)",
     )
     p.add_argument("--epochs", type=int, help="default: from the recipe")
     p.add_argument("--lr", type=float, help="learning rate (default: from the recipe)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, help="default: from the recipe (32; cnn3d: 100)")
     p.add_argument("--max-steps", type=int, help="stop after this many steps (the step budget)")
     p.add_argument("--max-minutes", type=float, help="stop training after this many minutes")
     g = p.add_argument_group("validation (never the test labels)")
@@ -254,17 +269,22 @@ def _say(lines: Sequence[str], prefix: str = "") -> None:
 def _train(args: argparse.Namespace) -> int:
     from .data.training_set import TrainingSet, load_training_set
     from .errors import InputDataError
+    from .models.registry import model_spec
     from .training.run import run_training
     from .training.trainer import configure_cpu
 
     configure_cpu(args.threads)
+    spec = model_spec(args.model)
+    _check_model_options(args)
     tiles = _own_tiles(args)
     if tiles is None:
         share = args.validation_share or 0.0
         if args.early_stopping and not share:
             raise InputDataError("early stopping needs validation pixels: give --validation-share")
         scene = _load_scene(args)
-        data = TrainingSet.from_scene(scene, 7, validation_share=share, seed=args.seed)
+        data = TrainingSet.from_scene(
+            scene, spec.patch_size, validation_share=share, seed=args.seed
+        )
         name = scene.name
     else:
         has_validation = any(t.validation_labels for t in tiles)
@@ -277,13 +297,21 @@ def _train(args: argparse.Namespace) -> int:
                 "early stopping needs validation pixels (validation labels or share)"
             )
         data = load_training_set(
-            tiles, 7, classes_csv=args.classes, validation_share=share, seed=args.seed, name=name
+            tiles,
+            spec.patch_size,
+            classes_csv=args.classes,
+            validation_share=share,
+            seed=args.seed,
+            name=name,
         )
     _say(data.notes, "note: ")
     _say(data.warnings, "warning: ")
+    if spec.family == "sklearn":
+        return _fit_classical(args, data, name)
     recipe, recipe_line = _recipe(args, name if tiles is None else None, len(data.train))
     pretrained = _load_pretrained(args)
-    out = args.output_dir or Path("runs") / f"{name}-seed{args.seed}"
+    kind = "" if spec.name == "factoformer" else f"-{spec.name}"
+    out = args.output_dir or Path("runs") / f"{name}{kind}-seed{args.seed}"
     _say(
         [
             f"training on {name}: {data.summary()}",
@@ -301,10 +329,52 @@ def _train(args: argparse.Namespace) -> int:
         patience=args.early_stopping,
         monitor=args.monitor,
         time_limit=args.max_minutes * 60 if args.max_minutes else None,
+        config=None
+        if spec.name == "factoformer"
+        else spec.config(data.num_bands, data.num_classes),
     )
     print(f"trained {run.result.steps} steps in {run.result.seconds:.1f} s -> {out}")
     if run.result.stopped:
         print(f"stopped: {run.result.stopped}")
+    if run.validation is not None:
+        print(f"validation: {run.validation.summary()}")
+    if run.metrics is not None:
+        print(f"test: {run.metrics.summary()}")
+    return 0
+
+
+def _check_model_options(args: argparse.Namespace) -> None:
+    """Refuse options that the chosen model would ignore."""
+    network = ("recipe", "epochs", "lr", "batch_size", "max_steps", "max_minutes")
+    network += ("early_stopping", "resume")
+    pretraining = ("pretrained", "pretrained_pixel", "pretrained_band", "transfer_outer_norm")
+    ignored = {"rf": (*network, *pretraining), "svm": (*network, *pretraining, "trees")}
+    ignored["cnn3d"] = (*pretraining, "trees")
+    ignored["factoformer"] = ("trees",)
+    given = [f"--{k.replace('_', '-')}" for k in ignored[args.model] if getattr(args, k)]
+    if given:
+        raise SystemExit(f"error: {', '.join(given)} do not apply to --model {args.model}")
+
+
+def _fit_classical(args: argparse.Namespace, data, name: str) -> int:  # data: TrainingSet
+    """``train --model rf|svm``: search, fit, convert and test; see engine.training.classical."""
+    from .models.registry import model_spec
+    from .progress import ProgressBar, SilentFeedback
+    from .system import available_cores
+    from .training.classical import run_classical
+
+    spec = model_spec(args.model)
+    options = {"n_estimators": args.trees} if args.trees else {}
+    config = spec.config(data.num_bands, data.num_classes, **options)
+    out = args.output_dir or Path("runs") / f"{name}-{spec.name}-seed{args.seed}"
+    _say([f"fitting {spec.model_type} on {name}: {data.summary()}"])
+    feedback = SilentFeedback() if args.quiet else ProgressBar(f"fit {spec.name}")
+    threads = args.threads or available_cores()
+    run = run_classical(data, config, args.seed, out, threads, feedback)
+    _say(run.notes, "note: ")
+    search = run.metadata.training["search"]
+    print(f"{search['method']}: chose {search['chosen']}")
+    print(f"fitted in {run.seconds:.1f} s -> {out}")
     if run.validation is not None:
         print(f"validation: {run.validation.summary()}")
     if run.metrics is not None:
@@ -317,18 +387,21 @@ def _recipe(args: argparse.Namespace, scene: str | None, train_pixels: int):
     from dataclasses import replace
 
     from .config import default_recipe
+    from .models.registry import model_spec
 
-    name = args.recipe or (scene if scene in PAPER_RECIPES else DEFAULT_RECIPE_NAME)
-    overrides = {"epochs": args.epochs, "learning_rate": args.lr}
+    name = args.recipe or model_spec(args.model).default_recipe
+    name = name or (scene if scene in PAPER_RECIPES else DEFAULT_RECIPE_NAME)
+    overrides = {"epochs": args.epochs, "learning_rate": args.lr, "batch_size": args.batch_size}
     overrides = {k: v for k, v in overrides.items() if v}
     if name == DEFAULT_RECIPE_NAME:
         budget = args.max_steps or DEFAULT_STEP_BUDGET
-        recipe = default_recipe(train_pixels, args.batch_size, budget)
+        recipe = default_recipe(train_pixels, args.batch_size or 32, budget)
         if args.epochs and not args.max_steps:
             overrides["max_steps"] = None  # --epochs alone: the epochs, not the budget
     else:
-        recipe = replace(PAPER_RECIPES[name], max_steps=args.max_steps)
-    recipe = replace(recipe, seed=args.seed, batch_size=args.batch_size, **overrides)
+        named = {**PAPER_RECIPES, **CNN3D_RECIPES}[name]
+        recipe = replace(named, max_steps=args.max_steps)
+    recipe = replace(recipe, seed=args.seed, **overrides)
     batches = -(-train_pixels // recipe.batch_size)
     steps = recipe.epochs * batches
     if recipe.max_steps is not None:
@@ -338,6 +411,7 @@ def _recipe(args: argparse.Namespace, scene: str | None, train_pixels: int):
         f"{recipe.batch_size}"
         + (f", step budget {recipe.max_steps}" if recipe.max_steps is not None else "")
         + f"), learning rate {recipe.learning_rate:g}"
+        + (f", SGD momentum {recipe.momentum:g}" if recipe.optimizer == "sgd" else "")
     )
     if name == DEFAULT_RECIPE_NAME:
         line += "; --max-steps, --epochs or --recipe change it"
@@ -416,7 +490,10 @@ def _pretrain(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from .data.training_set import TrainingSet, load_training_set
     from .evaluation import evaluate_pixels
+    from .training.classical import MODEL_NAME, is_classical_run
 
+    if is_classical_run(args.model):  # an rf / svm run folder: its converted model
+        args.model = args.model / MODEL_NAME
     if args.model.suffix.lower() == ".onnx":
         from .infer.model import OnnxClassifier
 
@@ -468,7 +545,14 @@ def _export(args: argparse.Namespace) -> int:
     from .data.prepared import PreparedScene
     from .data.scenes import load_indian_pines
     from .export.onnx import export_onnx, max_logit_difference, metadata_from_run
+    from .training.classical import export_classical, is_classical_run
 
+    if is_classical_run(args.checkpoint):  # rf / svm: the run's converted model
+        path = export_classical(
+            args.checkpoint, args.output, args.model_id, args.model_version, args.description
+        )
+        print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
+        return 0
     ckpt, meta = metadata_from_run(
         args.checkpoint, args.model_id, args.model_version, args.description
     )

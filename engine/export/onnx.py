@@ -1,4 +1,4 @@
-"""Export a trained FactoFormer to a self-describing ONNX file."""
+"""Export a trained FactoFormer (or 3D-CNN) to a self-describing ONNX file."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import torch
 
 from ..metadata import ModelMetadata
 from ..models import FactoFormer, Kernels
+from ..models.registry import spec_for_config
 from ..training.checkpoint import Checkpoint, load_checkpoint, load_metrics
+from .model_file import write_model
 
 OPSET = 17  # first opset with LayerNormalization
 INPUT_NAME = "patches"
@@ -32,6 +34,7 @@ def build_metadata(
         model_id=model_id,
         model_version=model_version,
         description=description,
+        model_type=checkpoint.model_type,
         architecture=checkpoint.config.to_dict(),
         band_names=checkpoint.band_names,
         wavelengths_nm=checkpoint.wavelengths_nm,
@@ -81,7 +84,11 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     c = checkpoint.config
-    model = FactoFormer(c, Kernels(ort_attention=not portable))
+    contrib = not portable and checkpoint.model_type == "FactoFormer"  # attention nodes
+    if checkpoint.model_type == "FactoFormer":
+        model = FactoFormer(c, Kernels(ort_attention=contrib))
+    else:
+        model = spec_for_config(c).build(c)
     model.load_state_dict(checkpoint.model.state_dict())
     model.eval()
     example = torch.zeros(2, c.num_bands, c.patch_size, c.patch_size)
@@ -96,20 +103,12 @@ def export_onnx(
             output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
             opset_version=OPSET,
-            custom_opsets={} if portable else {"com.microsoft": 1},
+            custom_opsets={"com.microsoft": 1} if contrib else {},
             dynamo=False,
         )
     proto = onnx.load(str(tmp))
-    proto.producer_name = "factoformer-qgis engine"
-    proto.doc_string = metadata.description or f"{metadata.model_type} {metadata.model_id}"
-    del proto.metadata_props[:]
-    for key, value in metadata.to_properties().items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, path)
-    return path
+    tmp.unlink()
+    return write_model(proto, metadata, path)
 
 
 def max_logit_difference(

@@ -19,6 +19,8 @@ from ..data.training_set import TrainingSet
 from ..errors import ModelLoadError
 from ..metrics import ClassificationMetrics
 from ..models import FactoFormer, count_parameters
+from ..models.cnn3d import CNN3D, CNN3DConfig
+from ..models.registry import spec_for_config, spec_for_type
 from .trainer import TrainingResult
 
 CHECKPOINT_FORMAT = "factoformer-checkpoint/1"
@@ -31,7 +33,7 @@ METRICS_NAME = "metrics.json"
 class Checkpoint:
     """A trained model with everything export needs to describe it."""
 
-    model: FactoFormer
+    model: FactoFormer | CNN3D
     normalization: MinMaxNormalization
     classes: tuple[ClassInfo, ...]
     band_names: tuple[str, ...]
@@ -42,8 +44,13 @@ class Checkpoint:
     raster_band_count: int | None = None
 
     @property
-    def config(self) -> FactoFormerConfig:
+    def config(self) -> FactoFormerConfig | CNN3DConfig:
         return self.model.config
+
+    @property
+    def model_type(self) -> str:
+        """The metadata ``model_type`` (``FactoFormer``, ``CNN3D``)."""
+        return spec_for_config(self.config).model_type
 
 
 def training_record(
@@ -95,6 +102,7 @@ def save_run(
     torch.save(
         {
             "format": CHECKPOINT_FORMAT,
+            "model_type": spec_for_config(result.model.config).model_type,
             "state_dict": result.model.state_dict(),
             "config": result.model.config.to_dict(),
             "normalization": result.normalization.to_dict(),
@@ -107,6 +115,7 @@ def save_run(
         out / CHECKPOINT_NAME,
     )
     config = {
+        "model_type": spec_for_config(result.model.config).model_type,
         "model": result.model.config.to_dict(),
         "parameters": count_parameters(result.model),
         "training": training,
@@ -150,7 +159,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise ModelLoadError(f"cannot load checkpoint {path} as weights only: {reason}") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise ModelLoadError(f"{path} is not a FactoFormer checkpoint ({CHECKPOINT_FORMAT})")
-    model = FactoFormer(FactoFormerConfig.from_dict(data["config"]))
+    try:  # checkpoints written before other model types are FactoFormers
+        spec = spec_for_type(data.get("model_type", "FactoFormer"))
+        model = spec.build(spec.config_from_dict(data["config"]))
+    except ValueError as exc:
+        raise ModelLoadError(f"{path}: {exc}") from None
     model.load_state_dict(data["state_dict"])
     model.eval()
     wavelengths = data.get("wavelengths_nm")

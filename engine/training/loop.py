@@ -90,7 +90,8 @@ def fit(
     time_limit: float | None = None,
     param_groups: list[dict[str, Any]] | None = None,
 ) -> FitResult:
-    """Train ``model`` in place with Adam and StepLR; the last epoch's weights are the result.
+    """Train ``model`` in place with Adam (or the recipe's SGD) and StepLR; the last epoch's
+    weights are the result.
 
     Args:
         model: the module to optimise (all its parameters).
@@ -113,11 +114,7 @@ def fit(
         raise InputDataError(f"{label}: no samples to train on")
     feedback = feedback or SilentFeedback()
     state_path = Path(state_path) if state_path is not None else None
-    optimizer = torch.optim.Adam(
-        param_groups or model.parameters(),
-        lr=recipe.learning_rate,
-        weight_decay=recipe.weight_decay,
-    )
+    optimizer = make_optimizer(param_groups or model.parameters(), recipe)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, recipe.lr_step, gamma=recipe.lr_gamma)
     order_rng = np.random.default_rng(recipe.seed)
     result = FitResult()
@@ -177,6 +174,18 @@ def fit(
     result.seconds = time.monotonic() - start
     model.eval()
     return result
+
+
+def make_optimizer(params: Any, recipe: LoopRecipe) -> torch.optim.Optimizer:
+    """Adam, or SGD with momentum for a recipe whose ``optimizer`` is ``sgd``."""
+    if getattr(recipe, "optimizer", "adam") == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=recipe.learning_rate,
+            momentum=recipe.momentum,
+            weight_decay=recipe.weight_decay,
+        )
+    return torch.optim.Adam(params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
 
 
 def _report(

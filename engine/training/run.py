@@ -13,6 +13,7 @@ from ..data.scenes import Scene
 from ..data.training_set import TrainingSet
 from ..evaluation import evaluate_pixels
 from ..metrics import ClassificationMetrics
+from ..models.cnn3d import CNN3DConfig
 from ..pretraining.transfer import PretrainedBranch
 from ..progress import Feedback
 from .checkpoint import save_run
@@ -35,7 +36,7 @@ def run_training(
     scene: Scene | TrainingSet,
     recipe: TrainingRecipe,
     output_dir: str | os.PathLike[str] | None = None,
-    config: FactoFormerConfig | None = None,
+    config: FactoFormerConfig | CNN3DConfig | None = None,
     pretrained: Sequence[PretrainedBranch] = (),
     transfer_outer_norm: bool = False,
     feedback: Feedback | None = None,
@@ -46,7 +47,8 @@ def run_training(
     monitor: str = "loss",
     time_limit: float | None = None,
 ) -> TrainedRun:
-    """Train a FactoFormer on ``scene``'s training pixels, test it on its test pixels.
+    """Train a FactoFormer (or the model ``config`` describes) on ``scene``'s training
+    pixels, test it on its test pixels.
 
     ``scene`` may be one or several rasters (:class:`TrainingSet`): its validation pixels
     are measured after every epoch (``patience``, ``monitor``: early stopping) and once

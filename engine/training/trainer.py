@@ -19,6 +19,8 @@ from ..data.prepared import PreparedScene
 from ..data.training_set import TrainingSet
 from ..errors import InputDataError
 from ..models import DEFAULT_KERNELS, FactoFormer, Kernels
+from ..models.cnn3d import CNN3DConfig
+from ..models.registry import spec_for_config
 from ..pretraining.transfer import PretrainedBranch, transfer
 from ..progress import Feedback, ProgressBar, SilentFeedback
 from ..system import available_cores
@@ -61,7 +63,7 @@ class TrainingResult:
 def train(
     prepared: PreparedScene | TrainingSet,
     recipe: TrainingRecipe,
-    config: FactoFormerConfig | None = None,
+    config: FactoFormerConfig | CNN3DConfig | None = None,
     show_progress: bool = True,
     *,
     pretrained: Sequence[PretrainedBranch] = (),
@@ -84,7 +86,8 @@ def train(
         prepared: the normalised scene, or tiles (:class:`TrainingSet`, whose validation
             pixels are measured after every epoch).
         recipe: the fine-tuning recipe.
-        config: the architecture (default: the paper's, for the scene's bands and classes).
+        config: the architecture (default: the paper's FactoFormer, for the scene's bands
+            and classes); another PyTorch model type's config trains that model.
         show_progress: draw a progress bar on stderr (when no ``feedback`` is given).
         pretrained: pre-trained branches to start from.
         transfer_outer_norm: also transfer the branches' outer LayerNorm.
@@ -100,7 +103,10 @@ def train(
     data = prepared if isinstance(prepared, TrainingSet) else _training_set(prepared)
     config = config or FactoFormerConfig(num_bands=data.num_bands, num_classes=data.num_classes)
     seed_everything(recipe.seed)
-    model = FactoFormer(config, kernels)
+    if isinstance(config, FactoFormerConfig):
+        model = FactoFormer(config, kernels)
+    else:
+        model = spec_for_config(config).build(config)
     record = transfer(model, pretrained, transfer_outer_norm) if pretrained else None
     pixels = data.train
     if pixels is None:

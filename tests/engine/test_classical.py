@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
-from helpers import BUNDLED_SCENE, read_raster
+from helpers import BUNDLED_SCENE, REPO, read_raster
 
 from engine.data.scenes import load_indian_pines
 from engine.data.training_set import TrainingSet
@@ -27,6 +31,11 @@ TINY_SVM = {"c_grid": (100.0,), "gamma_grid": (1.0,), "cv_folds": 3}
 # ONNX Runtime's SVMClassifier evaluates the kernel in float32: its probabilities differ
 # from libsvm's double precision ones by up to ~1e-4 (3e-4 measured with C = 1000).
 SVM_PROBABILITY_TOLERANCE = 1e-3
+
+
+def cli(*args: object) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "engine", *map(str, args)]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +141,61 @@ def test_classify_bundled_scene_with_exported_forest(pines, runs, tmp_path):
     classes = read_raster(out).ravel()
     assert np.array_equal(classes[decided], reference.argmax(1)[decided] + 1)
     assert np.allclose(read_raster(confidence).ravel(), reference.max(axis=1), atol=1e-4)
+
+
+def test_cli_model_names_are_the_registry():
+    from engine.cli import MODEL_NAMES
+    from engine.models.registry import MODELS
+
+    assert MODEL_NAMES == tuple(MODELS)
+
+
+@pytest.mark.parametrize(("model", "extra"), [("rf", ["--trees", "5"]), ("svm", [])])
+def test_cli_fits_evaluates_exports_and_classifies(synthetic_scene_files, tmp_path, model, extra):
+    files = synthetic_scene_files
+    scene_args = ["--raster", files["raster"], "--train-labels", files["train"]]
+    scene_args += ["--test-labels", files["test"]]
+    run = tmp_path / "run"
+    fitted = cli(
+        "train",
+        "--model",
+        model,
+        *extra,
+        *scene_args,
+        "--validation-share",
+        "0",
+        "--output-dir",
+        run,
+        "--quiet",
+    )
+    assert fitted.returncode == 0, fitted.stderr
+    assert "cross-validation on the training pixels: chose" in fitted.stdout
+    stored = json.loads((run / "metrics.json").read_text())["test"]
+    assert f"test: OA {100 * stored['overall_accuracy']:.2f}" in fitted.stdout
+
+    evaluated = cli("evaluate", run, *scene_args)  # the run folder: its converted model
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert evaluated.stdout.startswith(f"test: OA {100 * stored['overall_accuracy']:.2f}")
+
+    onnx_file = tmp_path / f"{model}.onnx"
+    exported = cli("export", run, "--output", onnx_file, "--model-id", f"{model}-cli")
+    assert exported.returncode == 0, exported.stderr
+    kind = {"rf": "RandomForest", "svm": "SVM"}[model]
+    assert cli("info", onnx_file).stdout.startswith(f"{kind} {model}-cli v1.0.0")
+
+    out = tmp_path / "classes.tif"
+    done = cli("classify", files["raster"], "--model", onnx_file, "--output", out, "--quiet")
+    assert done.returncode == 0, done.stderr
+    # the tiled classifier's map agrees with the evaluation made right after fitting
+    truth, classes = read_raster(files["test"]), read_raster(out)
+    confusion = np.zeros((3, 3), int)
+    np.add.at(confusion, (truth[truth > 0] - 1, classes[truth > 0] - 1), 1)
+    assert confusion.tolist() == stored["confusion_matrix"]
+
+
+def test_cli_refuses_network_options_for_classical_models(synthetic_scene_files, tmp_path):
+    files = synthetic_scene_files
+    args = ["--raster", files["raster"], "--train-labels", files["train"]]
+    done = cli("train", "--model", "svm", *args, "--epochs", "3", "--trees", "4")
+    assert done.returncode != 0
+    assert done.stderr.strip() == "error: --epochs, --trees do not apply to --model svm"
