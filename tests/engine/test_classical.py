@@ -199,3 +199,21 @@ def test_cli_refuses_network_options_for_classical_models(synthetic_scene_files,
     done = cli("train", "--model", "svm", *args, "--epochs", "3", "--trees", "4")
     assert done.returncode != 0
     assert done.stderr.strip() == "error: --epochs, --trees do not apply to --model svm"
+
+
+def test_inference_needs_neither_scikit_learn_nor_torch(runs, tmp_path):
+    """The CLI classifies with a forest while importing scikit-learn or torch would fail."""
+    out = tmp_path / "classes.tif"
+    code = (
+        "import sys\n"
+        "for name in ('sklearn', 'skl2onnx', 'torch'):\n"
+        "    sys.modules[name] = None  # any import of them raises ImportError\n"
+        "from engine.cli import main\n"
+        f"sys.exit(main(['classify', {str(BUNDLED_SCENE)!r}, '--model',"
+        f" {str(runs['rf'].output_dir / 'model.onnx')!r}, '--output', {str(out)!r}, '--quiet']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert read_raster(out).shape == (145, 145)

@@ -160,3 +160,37 @@ def test_gdal_names_given_as_text_reach_gdal_unchanged(qgis_env, tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert np.array_equal(read_raster(out), classes)
+
+
+def test_random_forest_model_runs_unchanged(qgis_env, tmp_path):
+    """A forest of 4 trees, converted to ONNX, classifies like any model of the plugin."""
+    from engine.data.scenes import load_indian_pines
+    from engine.data.training_set import TrainingSet
+    from engine.infer.classify import classify_raster
+    from engine.models.classical import RandomForestConfig
+    from engine.training.classical import export_classical, run_classical
+
+    data = TrainingSet.from_scene(load_indian_pines(), 1)
+    config = RandomForestConfig(200, 16, n_estimators=4, max_features_grid=("sqrt",), cv_folds=2)
+    run = run_classical(data, config, seed=0, output_dir=tmp_path / "run")
+    model = export_classical(run.output_dir, tmp_path / "rf.onnx", "rf-tiny")
+    out, conf = tmp_path / "classes.tif", tmp_path / "confidence.tif"
+    proc = _qgis_process(
+        qgis_env,
+        "--json",
+        "run",
+        "factoformer:classify",
+        "--",
+        f"INPUT={BUNDLED_SCENE}",
+        f"MODEL={model}",
+        f"OUTPUT={out}",
+        f"CONFIDENCE={conf}",
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads(proc.stdout)["results"]
+    assert result["MODEL_ID"] == "rf-tiny" and result["CLASSIFIED_PIXELS"] == 145 * 145
+    engine_out = tmp_path / "engine.tif"
+    classify_raster(BUNDLED_SCENE, model, engine_out, confidence=tmp_path / "engine_conf.tif")
+    assert np.array_equal(read_raster(out), read_raster(engine_out))
+    assert np.array_equal(read_raster(conf), read_raster(tmp_path / "engine_conf.tif"))
+    assert out.with_suffix(".qml").exists()
