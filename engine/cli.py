@@ -228,6 +228,7 @@ def _add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    p.add_argument("--dropout", type=float, help="encoder dropout while pretraining")
 
 def _load_scene(args: argparse.Namespace):  # -> Scene
     """The benchmark scene the arguments name (Indian Pines by default)."""
@@ -472,6 +473,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         f"pretraining on {len(pixels)} pixels ({pixels.description['sources']}), "
         f"{pixels.num_bands} bands; recipe {recipe.to_dict()}",
         file=sys.stderr,
+        "drop_rate": args.dropout,
     )
     branches = ("pixel", "band") if args.branch == "both" else (args.branch,)
     for branch in branches:

@@ -241,6 +241,9 @@ class PretrainingRecipe:
       ``decoder_depth`` transformer blocks fill in the hidden ones (MAE).
     * ``decoder_depth``: blocks before the linear decoder. With ``visible`` at least one is
       needed, otherwise a hidden token's reconstruction could only depend on its position.
+    * ``drop_rate``: dropout in the encoder while pretraining; None keeps the
+      architecture's (0.1, as the official code). MAE pre-trains without dropout, and
+      without attention dropout the attention runs in PyTorch's fused kernel.
     * ``bf16``: run forward and backward under bfloat16 autocast on the CPU.
     """
 
@@ -256,6 +259,7 @@ class PretrainingRecipe:
     loss: Literal["all", "masked"] = "all"
     encoder: Literal["mask-token", "visible"] = "mask-token"
     decoder_depth: int = 0
+    drop_rate: float | None = None
     bf16: bool = False
 
     def __post_init__(self) -> None:
@@ -453,6 +457,11 @@ class MaskedSSTConfig:
     def band_padding(self) -> int:
         """Zero bands the model appends to reach a multiple of ``spectral_block``."""
         return self.num_blocks * self.spectral_block - self.num_bands
+
+    @property
+    def patch_size(self) -> int:
+        """Edge of the model's input: a dense model reads (and labels) whole tiles."""
+        return self.tile_size
 
     @property
     def num_pixels(self) -> int:

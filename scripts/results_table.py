@@ -1,7 +1,10 @@
 """Markdown table of test OA/AA/kappa over training runs, with mean and standard deviation.
 
 Usage: python scripts/results_table.py runs/indian_pines-seed*
-The standard deviation is the sample one (ddof=1).
+       python scripts/results_table.py --study results/pretraining [more folders or .json]
+The standard deviation is the sample one (ddof=1). ``--study`` reads the JSON results of
+``scripts/pretrain_study.py`` (folders are searched recursively) and prints one row per
+evaluation set, configuration and pretraining variant.
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ import numpy as np
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--study", action="store_true", help="pretrain_study.py results")
     args = parser.parse_args()
+    if args.study:
+        study_table(args.runs)
+        return
     rows = []
     for run in sorted(args.runs):
         test = json.loads((run / "metrics.json").read_text())["test"]
@@ -33,6 +40,39 @@ def main() -> None:
     mean, std = 100 * values.mean(axis=0), 100 * values.std(axis=0, ddof=1 if len(rows) > 1 else 0)
     cells = " | ".join(f"**{m:.2f} ± {s:.2f}**" for m, s in zip(mean, std, strict=True))
     print(f"| mean ± std ({len(rows)} seeds) | {cells} | |")
+
+
+STUDY_ORDER = ("scratch", "pixel", "band", "both")
+
+
+def study_table(paths: list[Path]) -> None:
+    """One row per (evaluation set, configuration, variant): mean ± std over seeds."""
+    files = [f for p in paths for f in (sorted(p.rglob("*.json")) if p.is_dir() else [p])]
+    groups: dict[tuple[str, int, str, str], list[dict]] = {}
+    for f in files:
+        r = json.loads(f.read_text())
+        key = (r["evaluated_on"], STUDY_ORDER.index(r["config"]), r["config"], r["variant"])
+        groups.setdefault(key, []).append(r)
+    print(
+        "| evaluated on | fine-tuned from | pretraining | seeds | OA % | AA % | kappa % "
+        "| whole recipe (min) |"
+    )
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    for (evaluated, _, config, variant), rows in sorted(groups.items()):
+        values = 100 * np.array(
+            [
+                [r["metrics"][k] for k in ("overall_accuracy", "average_accuracy", "kappa")]
+                for r in rows
+            ]
+        )
+        std = values.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(3)
+        cells = " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(values.mean(0), std, strict=True))
+        minutes = np.mean([r["seconds"]["whole_recipe"] for r in rows]) / 60
+        source = {"scratch": "scratch", "both": "both branches pre-trained"}.get(
+            config, f"{config} branch pre-trained"
+        )
+        seeds = ",".join(str(r["seed"]) for r in sorted(rows, key=lambda r: r["seed"]))
+        print(f"| {evaluated} | {source} | {variant or '-'} | {seeds} | {cells} | {minutes:.1f} |")
 
 
 if __name__ == "__main__":

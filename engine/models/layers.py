@@ -100,8 +100,10 @@ class DropoutAttention(torch.autograd.Function):
     """
 
     @staticmethod
+    @torch.autocast("cpu", enabled=False)  # computes in q's dtype (bfloat16 under autocast)
     def forward(ctx, q, k, v, keep):  # type: ignore[override]
         scale = q.shape[-1] ** -0.5
+        k, v, keep = k.to(q.dtype), v.to(q.dtype), keep.to(q.dtype)
         out = torch.empty_like(q)
         for s in range(0, q.shape[0], _ATTENTION_CHUNK):
             e = s + _ATTENTION_CHUNK
@@ -114,7 +116,7 @@ class DropoutAttention(torch.autograd.Function):
     def backward(ctx, grad_out):  # type: ignore[override]
         q, k, v, keep = ctx.saved_tensors
         scale = q.shape[-1] ** -0.5
-        grad_out = grad_out.contiguous()
+        grad_out = grad_out.contiguous().to(q.dtype)
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         for s in range(0, q.shape[0], _ATTENTION_CHUNK):
             e = s + _ATTENTION_CHUNK

@@ -13,6 +13,7 @@ import json
 import os
 import platform
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ def pretrain_branch(
     """
     if pixels.num_bands != config.num_bands or pixels.patch_size != config.patch_size:
         raise ValueError("the pretraining patches do not match the encoder's bands or patch size")
+    if recipe.drop_rate is not None:
+        config = replace(config, drop_rate=recipe.drop_rate)
     seed_everything(recipe.seed)
     visible = recipe.encoder == "visible"
     model = MaskedReconstruction(config, visible, recipe.decoder_depth, kernels)

@@ -1,0 +1,185 @@
+"""The pretraining study on Indian Pines for one seed: the whole recipe, four ways.
+
+For the seed given: pre-train the pixel branch, pre-train the band branch (on the scene's
+unlabelled pixels), then fine-tune with the paper's recipe four ways: from scratch, with
+the pixel branch pre-trained, with the band branch pre-trained, with both. Each result is
+written as soon as it is known to ``<results>/[validation/][<variant>/]<config>-seed<k>.json``
+(OA/AA/kappa, last epoch, wall times, hardware, recipes, command); a result that already
+exists is skipped, and interrupted pretraining and fine-tuning runs resume from their last
+epoch (under ``<runs>``), so the study can be stopped and restarted across sessions.
+
+``--validation SHARE`` is the mode for choosing variants (loss, masks, encoder...): a
+share of the 695 *training* pixels, by whole connected regions per class (fixed seed
+``--validation-seed``), is held out and reported instead of the test set, which is then
+never read. Pretraining is the same in both modes (it never uses labels).
+
+Examples:
+    python scripts/pretrain_study.py --seed 0                     # fast recipe, test split
+    python scripts/pretrain_study.py --seed 0 --recipe paper      # the official recipe
+    python scripts/pretrain_study.py --seed 0 --validation 0.3 --loss masked --masks redrawn
+    python scripts/results_table.py --study results/pretraining
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.config import (  # noqa: E402
+    BRANCHES,
+    PAPER_RECIPES,
+    PRETRAINING_RECIPES,
+    PretrainingRecipe,
+    paper_encoder,
+)
+from engine.data.scenes import Scene, load_indian_pines  # noqa: E402
+from engine.data.validation import carve_validation  # noqa: E402
+from engine.pretraining.data import scene_unlabelled_pixels  # noqa: E402
+from engine.pretraining.run import hardware, pretrain_branch  # noqa: E402
+from engine.pretraining.transfer import ENCODER_NAME, PretrainedBranch, load_branch  # noqa: E402
+from engine.progress import ProgressBar, SilentFeedback  # noqa: E402
+from engine.training.run import run_training  # noqa: E402
+from engine.training.trainer import configure_cpu  # noqa: E402
+
+CONFIGS = {"scratch": (), "pixel": ("pixel",), "band": ("band",), "both": ("pixel", "band")}
+OBJECTIVE_OPTIONS = ("epochs", "batch_size", "learning_rate", "loss", "masks", "encoder")
+OBJECTIVE_OPTIONS += ("decoder_depth", "mask_ratio", "drop_rate", "bf16")
+
+
+def main() -> None:
+    args = parse_args()
+    configure_cpu(args.threads)
+    recipe, variant = pretraining_recipe(args)
+    scene = load_indian_pines(args.data_root)
+    mode = "validation" if args.validation else "test"
+    evaluated = validation_scene(scene, args) if args.validation else scene
+    results = args.results / ("validation" if args.validation else "")
+    runs = args.runs / f"{variant}-seed{args.seed}"
+    pending = [c for c in args.configs if not result_path(results, variant, c, args.seed).exists()]
+    if not pending:
+        print(f"all results for seed {args.seed} ({variant}, {mode}) exist; nothing to do")
+        return
+    needed = sorted({b for c in pending for b in CONFIGS[c]}, key=BRANCHES.index)
+    branches = {b: pretrained_branch(scene, b, recipe, runs, args) for b in needed}
+    fine_tune = replace(PAPER_RECIPES["indian_pines"], seed=args.seed, max_steps=args.max_steps)
+    for config in pending:
+        used = [branches[b] for b in CONFIGS[config]]
+        out = runs / f"finetune-{config}{'-validation' if args.validation else ''}"
+        print(f"fine-tuning: {config} (seed {args.seed}, {mode})", file=sys.stderr)
+        start = time.monotonic()
+        run = run_training(
+            evaluated, fine_tune, out, pretrained=used, show_progress=not args.quiet, resume=True
+        )
+        record = {
+            "config": config,
+            "variant": "" if config == "scratch" else variant,
+            "seed": args.seed,
+            "evaluated_on": mode,
+            "metrics": run.metrics.to_dict([c.name for c in scene.classes]),
+            "last_epoch": run.result.history[-1] if run.result.history else None,
+            "seconds": {
+                **{f"pretrain_{b.branch}": b.provenance["seconds"] for b in used},
+                "fine_tune": round(run.result.seconds, 1),
+                "whole_recipe": round(
+                    run.result.seconds + sum(b.provenance["seconds"] for b in used), 1
+                ),
+                "this_session": round(time.monotonic() - start, 1),
+            },
+            "pretraining_recipe": recipe.to_dict() if used else None,
+            "fine_tuning_recipe": fine_tune.to_dict(),
+            "pretraining_pixels": used[0].provenance["pixels"] if used else None,
+            "hardware": hardware(),
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        }
+        path = result_path(results, variant, config, args.seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2) + "\n")
+        m = run.metrics
+        print(
+            f"{config:8s} seed {args.seed} {mode}: OA {100 * m.overall_accuracy:.2f} "
+            f"AA {100 * m.average_accuracy:.2f} kappa {100 * m.kappa:.2f} -> {path}"
+        )
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--data-root", type=Path, help="shared/data layout (default: bundled)")
+    parser.add_argument("--recipe", choices=sorted(PRETRAINING_RECIPES), default="fast")
+    parser.add_argument("--epochs", type=int, help="pretraining epochs")
+    parser.add_argument("--batch-size", type=int, help="pretraining batch size")
+    parser.add_argument("--lr", dest="learning_rate", type=float, help="pretraining rate")
+    parser.add_argument("--loss", choices=("all", "masked"))
+    parser.add_argument("--masks", choices=("fixed", "redrawn"))
+    parser.add_argument("--encoder", choices=("mask-token", "visible"))
+    parser.add_argument("--decoder-depth", type=int)
+    parser.add_argument("--mask-ratio", type=float)
+    parser.add_argument("--dropout", dest="drop_rate", type=float)
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction)
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument(
+        "--validation",
+        type=float,
+        metavar="SHARE",
+        help="hold out this share of the training pixels and report it instead of the test set",
+    )
+    parser.add_argument("--validation-seed", type=int, default=0)
+    parser.add_argument("--max-steps", type=int, help="smoke runs: stop every run after N steps")
+    parser.add_argument("--results", type=Path, default=ROOT / "results" / "pretraining")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "pretraining")
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--quiet", action="store_true")
+    return parser.parse_args()
+
+
+def pretraining_recipe(args: argparse.Namespace) -> tuple[PretrainingRecipe, str]:
+    """The recipe and its name: the named recipe plus any options changed on the line."""
+    changes = {k: getattr(args, k) for k in OBJECTIVE_OPTIONS if getattr(args, k) is not None}
+    recipe = replace(
+        PRETRAINING_RECIPES[args.recipe], seed=args.seed, max_steps=args.max_steps, **changes
+    )
+    name = args.recipe + "".join(f"+{k}={v}" for k, v in sorted(changes.items()))
+    return recipe, name.replace("_", "-")
+
+
+def validation_scene(scene: Scene, args: argparse.Namespace) -> Scene:
+    """The scene with a share of its training pixels moved to the evaluated labels."""
+    carved = carve_validation([scene.train_labels], args.validation, args.validation_seed)
+    train, validation = carved.train[0], carved.validation[0]
+    print(
+        f"validation: {(validation > 0).sum()} of {(scene.train_labels > 0).sum()} training "
+        f"pixels held out (seed {args.validation_seed}); test pixels are only left out of "
+        "pretraining, as every labelled pixel",
+        file=sys.stderr,
+    )
+    split = f"{scene.split}; validation carved from training (seed {args.validation_seed})"
+    return replace(scene, train_labels=train, test_labels=validation, split=split)
+
+
+def pretrained_branch(
+    scene: Scene, branch: str, recipe: PretrainingRecipe, runs: Path, args: argparse.Namespace
+) -> PretrainedBranch:
+    """The branch pre-trained in ``runs`` (resuming or starting it when it is not done)."""
+    if (runs / branch / ENCODER_NAME).exists():
+        return load_branch(runs, branch)
+    print(f"pretraining the {branch} branch (seed {args.seed})", file=sys.stderr)
+    pixels = scene_unlabelled_pixels(scene)
+    config = paper_encoder(pixels.num_bands, branch, pixels.patch_size)
+    feedback = SilentFeedback() if args.quiet else ProgressBar(f"pretrain {branch}")
+    return pretrain_branch(pixels, config, recipe, runs, feedback, resume=True)
+
+
+def result_path(results: Path, variant: str, config: str, seed: int) -> Path:
+    folder = results if config == "scratch" else results / variant
+    return folder / f"{config}-seed{seed}.json"
+
+
+if __name__ == "__main__":
+    main()
