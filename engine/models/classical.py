@@ -77,8 +77,8 @@ class SVMConfig:
 
     num_bands: int
     num_classes: int
-    c_grid: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0)
-    gamma_grid: tuple[float, ...] = (0.1, 1.0, 10.0)
+    c_grid: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0, 10000.0)
+    gamma_grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
     cv_folds: int = 5
     patch_size: ClassVar[int] = 1
     model_type: ClassVar[str] = "SVM"  # metadata model_type
