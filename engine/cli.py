@@ -10,11 +10,12 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import cli_maskedsst
 from .config import CNN3D_RECIPES, DEFAULT_RECIPE_NAME, DEFAULT_STEP_BUDGET, PAPER_RECIPES
 from .errors import EngineError
 
 # engine.models.registry.MODELS, named here so that the parser imports no torch.
-MODEL_NAMES = ("factoformer", "cnn3d", "rf", "svm")
+MODEL_NAMES = ("factoformer", "cnn3d", "maskedsst", "rf", "svm")
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "factoformer") -> int:
@@ -76,7 +77,8 @@ def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
         "--model",
         choices=MODEL_NAMES,
         default=MODEL_NAMES[0],
-        help="factoformer (default), cnn3d (the 3D-CNN of Li et al. 2017), rf (random forest) "
+        help="factoformer (default), cnn3d (the 3D-CNN of Li et al. 2017), maskedsst (dense "
+        "8x8-tile transformer, Scheibenreif et al. 2023), rf (random forest) "
         "or svm (RBF SVM); rf and svm read single pixel spectra and choose their "
         "hyperparameters by cross-validation on the training pixels",
     )
@@ -123,10 +125,15 @@ def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
         action="store_true",
         help="also transfer each branch's outer LayerNorm (the official code does not)",
     )
+    cli_maskedsst.add_train_arguments(p)
     p.set_defaults(run=_train)
 
-    p = sub.add_parser("pretrain", help="pre-train FactoFormer branches by masked reconstruction")
+    p = sub.add_parser(
+        "pretrain", help="pre-train FactoFormer branches or a MaskedSST by masked reconstruction"
+    )
+    p.add_argument("--model", choices=("factoformer", "maskedsst"), default="factoformer")
     _add_pretrain_arguments(p)
+    cli_maskedsst.add_pretrain_arguments(p)
     p.set_defaults(run=_pretrain)
 
     p = sub.add_parser("evaluate", help="accuracy of a checkpoint or ONNX model on a scene")
@@ -221,6 +228,7 @@ def _add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--masks", choices=("fixed", "redrawn"), help="per sample once, or every step")
     p.add_argument("--encoder", choices=("mask-token", "visible"), help="which tokens to encode")
     p.add_argument("--decoder-depth", type=int, help="transformer blocks before the decoder")
+    p.add_argument("--dropout", type=float, help="encoder dropout while pretraining")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="bfloat16 autocast")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, help="stop after this many steps (smoke runs)")
@@ -228,7 +236,6 @@ def _add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p.add_argument("--dropout", type=float, help="encoder dropout while pretraining")
 
 def _load_scene(args: argparse.Namespace):  # -> Scene
     """The benchmark scene the arguments name (Indian Pines by default)."""
@@ -309,6 +316,8 @@ def _train(args: argparse.Namespace) -> int:
     _say(data.warnings, "warning: ")
     if spec.family == "sklearn":
         return _fit_classical(args, data, name)
+    if spec.family == "dense":
+        return cli_maskedsst.train(args, data, name)
     recipe, recipe_line = _recipe(args, name if tiles is None else None, len(data.train))
     pretrained = _load_pretrained(args)
     kind = "" if spec.name == "factoformer" else f"-{spec.name}"
@@ -352,6 +361,9 @@ def _check_model_options(args: argparse.Namespace) -> None:
     ignored = {"rf": (*network, *pretraining), "svm": (*network, *pretraining, "trees")}
     ignored["cnn3d"] = (*pretraining, "trees")
     ignored["factoformer"] = ("trees",)
+    ignored["maskedsst"] = ("recipe", "early_stopping", "trees", *pretraining[1:])
+    for model in ("factoformer", "cnn3d", "rf", "svm"):
+        ignored[model] += cli_maskedsst.TRAIN_OPTIONS
     given = [f"--{k.replace('_', '-')}" for k in ignored[args.model] if getattr(args, k)]
     if given:
         raise SystemExit(f"error: {', '.join(given)} do not apply to --model {args.model}")
@@ -444,6 +456,9 @@ def _pretrain(args: argparse.Namespace) -> int:
     configure_cpu(args.threads)
     if (args.raster is None) == (args.dataset is None):
         raise SystemExit("error: give either --dataset or --raster")
+    if args.model == "maskedsst":
+        return cli_maskedsst.pretrain(args, _load_scene)
+    cli_maskedsst.refuse_pretrain_options(args)
     if args.raster is not None:
         pixels = raster_pixels(args.raster)
     else:
@@ -458,6 +473,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         "masks": args.masks,
         "encoder": args.encoder,
         "decoder_depth": args.decoder_depth,
+        "drop_rate": args.dropout,
         "bf16": args.bf16,
     }
     try:
@@ -473,7 +489,6 @@ def _pretrain(args: argparse.Namespace) -> int:
         f"pretraining on {len(pixels)} pixels ({pixels.description['sources']}), "
         f"{pixels.num_bands} bands; recipe {recipe.to_dict()}",
         file=sys.stderr,
-        "drop_rate": args.dropout,
     )
     branches = ("pixel", "band") if args.branch == "both" else (args.branch,)
     for branch in branches:
@@ -503,6 +518,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         meta = model.metadata
         logits, normalization, patch_size = model.map_logits, meta.normalization, meta.patch_size
         classes, raster_bands = meta.classes, meta.raster_bands
+        dense = cli_maskedsst.dense_onnx(model)
     else:
         from .training.checkpoint import load_checkpoint
         from .training.trainer import configure_cpu, torch_logits
@@ -511,6 +527,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         ckpt = load_checkpoint(args.model)
         logits, normalization = torch_logits(ckpt.model), ckpt.normalization
         patch_size, classes, raster_bands = ckpt.config.patch_size, ckpt.classes, ckpt.raster_bands
+        dense = cli_maskedsst.dense_torch(ckpt)
+    if dense is not None:  # every pixel of a tile: data padded for tiles past the border
+        patch_size = cli_maskedsst.context_patch(dense)
     tiles = _own_tiles(args)
     if tiles is None:
         scene = _load_scene(args)
@@ -532,7 +551,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     pixels = data.splits.get(args.split)
     if pixels is None:
         raise SystemExit(f"error: no {args.split} labels given (or none on valid pixels)")
-    metrics = evaluate_pixels(logits, pixels, len(classes))
+    if dense is not None:
+        metrics = cli_maskedsst.evaluate(dense, data, args.split)
+    else:
+        metrics = evaluate_pixels(logits, pixels, len(classes))
     print(f"{args.split}: {metrics.summary()}")
     for c, acc in zip(classes, metrics.per_class_accuracy, strict=True):
         print(f"  {c.value:3d} {c.name:32s} {100 * acc:6.2f}")

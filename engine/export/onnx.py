@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import torch
 
-from ..metadata import ModelMetadata
+from ..metadata import DENSE, ModelMetadata
 from ..models import FactoFormer, Kernels
 from ..models.registry import spec_for_config
 from ..training.checkpoint import Checkpoint, load_checkpoint, load_metrics
@@ -48,7 +48,22 @@ def build_metadata(
         metrics=metrics or {},
         input_name=INPUT_NAME,
         output_name=OUTPUT_NAME,
+        **prediction_fields(checkpoint.config),
     )
+
+
+def prediction_fields(config: Any) -> dict[str, Any]:
+    """What a dense model's metadata adds: every pixel of a ``tile_size`` tile is predicted,
+    the bands are read in blocks of ``spectral_block`` after ``band_padding`` zero bands
+    (added inside the graph). Nothing for centre-pixel models."""
+    if spec_for_config(config).family != "dense":
+        return {}
+    return {
+        "prediction": DENSE,
+        "tile_size": config.tile_size,
+        "spectral_block": config.spectral_block,
+        "band_padding": config.band_padding,
+    }
 
 
 def metadata_from_run(

@@ -11,6 +11,10 @@ scikit-learn import.
 * ``sklearn`` types fit through :func:`engine.training.classical.run_classical`, write
   the converted ``model.onnx`` and export with
   :func:`engine.training.classical.export_classical`.
+* ``dense`` types (MaskedSST) label every pixel of a tile: they fine-tune through
+  :func:`engine.training.dense.run_dense_training` (the shared loop, per-pixel loss on
+  tiles), write ``checkpoint.pt`` and export with :func:`engine.export.onnx.export_onnx`
+  (metadata ``prediction: dense``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Family = Literal["torch", "sklearn"]
+Family = Literal["torch", "sklearn", "dense"]
 
 
 @dataclass(frozen=True)
@@ -29,10 +33,13 @@ class ModelSpec:
     Attributes:
         name: the CLI name (``--model``).
         model_type: the metadata ``model_type`` of its ONNX files and checkpoints.
-        family: ``torch`` (trained by the shared loop) or ``sklearn`` (fitted, converted).
+        family: ``torch`` (trained by the shared loop), ``sklearn`` (fitted, converted) or
+            ``dense`` (tiles labelled pixel by pixel, trained by the shared loop).
         config_class: ``module:Class`` of its config dataclass.
         network: ``module:Class`` of its PyTorch module (built from the config).
-        patch_size: the patch edge it reads (1: single pixel spectra).
+        patch_size: the patch edge it reads (1: single pixel spectra); for ``dense`` types
+            the patch size its training data are built with, ``2 * tile - 1``, whose
+            symmetric padding (``tile - 1`` pixels) lets tiles reach past the border.
         default_recipe: the named recipe it trains with (torch types other than
             FactoFormer, whose recipe depends on the scene).
     """
@@ -78,6 +85,14 @@ MODELS: dict[str, ModelSpec] = {
             "engine.models.cnn3d:CNN3D",
             7,
             "li2017",
+        ),
+        ModelSpec(
+            "maskedsst",
+            "MaskedSST",
+            "dense",
+            "engine.config:MaskedSSTConfig",
+            "engine.models.maskedsst:MaskedSST",
+            15,
         ),
         ModelSpec(
             "rf", "RandomForest", "sklearn", "engine.models.classical:RandomForestConfig", None, 1
