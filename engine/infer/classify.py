@@ -15,7 +15,7 @@ from osgeo import gdal
 from ..data.files import FileSet, GdalName, dataset_files, style_file
 from ..data.gdal_log import gdal_messages_logged
 from ..data.normalization import PHYSICAL
-from ..data.patches import PatchExtractor, pad_symmetric
+from ..data.patches import pad_symmetric
 from ..data.raster import BandInfo, band_info, open_raster, read_window
 from ..errors import (
     BandMismatchError,
@@ -24,7 +24,7 @@ from ..errors import (
     OutputError,
     first_line,
 )
-from ..metadata import ModelMetadata
+from ..metadata import DENSE, ModelMetadata
 from ..progress import Feedback, SilentFeedback, check_cancelled, warn
 from . import preflight
 from .inputs import RangeMonitor, open_mask, read_user_mask
@@ -36,8 +36,9 @@ from .outputs import (
     commit_outputs,
     remove_stale_staging,
 )
+from .predictors import make_predictor
 from .style import paletted_qml, style_class_band
-from .windows import HaloWindow, tile_raster, tile_size_for_budget, with_halo
+from .windows import HaloWindow, Window, tile_raster, tile_size_for_budget, with_halo
 
 WAVELENGTH_TOLERANCE_NM = 5.0
 PROBABILITY_NODATA = -1.0
@@ -128,14 +129,16 @@ def _model_bands(meta: ModelMetadata, info: BandInfo, raster_name: str) -> BandI
 
 
 class TiledClassifier:
-    """Classifies rasters tile by tile with bounded memory.
+    """Classifies rasters window by window with bounded memory.
 
-    Each tile is read with a halo of ``patch_size // 2`` pixels (physical values, GDAL
-    scale/offset applied, unless the model's statistics are in raw values), normalised
-    with the model's statistics, padded symmetrically where the halo leaves the raster,
-    cut into one patch per valid pixel and classified in batches.
+    Each window is read with the halo of context the model's predictor needs (physical
+    values, GDAL scale/offset applied, unless the model's statistics are in raw values),
+    normalised with the model's statistics and padded symmetrically where the halo leaves
+    the raster. The predictor (:mod:`engine.infer.predictors`: the centre pixel of a patch
+    per pixel, or overlapping dense tiles blended) turns it into logits for the window's
+    pixels; their softmax gives the class map, confidence and probabilities.
 
-    Two kinds of pixels get class 0 and never reach the model: pixels whose data is
+    Two kinds of pixels get class 0 and are not classified: pixels whose data is
     missing (band no-data value, NaN/inf, zero in a GDAL mask band or alpha band), which
     are replaced by the model's fill spectrum inside their neighbours' patches; and pixels
     the optional user mask excludes (0 or its no-data), whose real spectra stay as
@@ -143,9 +146,9 @@ class TiledClassifier:
 
     Args:
         model: the ONNX classifier.
-        batch_size: patches per ONNX Runtime call.
-        tile_size: tile edge in pixels; None derives it from ``memory_budget``.
-        memory_budget: bytes allowed for one tile's float32 blocks.
+        batch_size: patches (tiles, for a dense model) per ONNX Runtime call.
+        tile_size: edge in pixels of the windows read; None derives it from ``memory_budget``.
+        memory_budget: bytes allowed for one window's float32 blocks.
     """
 
     def __init__(
@@ -160,7 +163,8 @@ class TiledClassifier:
         self.meta = model.metadata
         self.class_type = preflight.class_map_type(self.meta.num_classes, self.meta.model_id)
         self.batch_size = batch_size
-        self.halo = self.meta.patch_size // 2
+        self.predictor = make_predictor(model, batch_size)
+        self.halo = self.predictor.halo
         self.physical = self.meta.input_values == PHYSICAL
         self.tile_size = tile_size or tile_size_for_budget(
             self.meta.num_bands, self.halo, memory_budget, self.meta.num_classes
@@ -195,23 +199,13 @@ class TiledClassifier:
         feedback = feedback or SilentFeedback()
         start = time.monotonic()
         raster = GdalName(os.fspath(raster))  # verbatim: /vsizip//..., NETCDF:"f.nc":v
-        ds = open_raster(raster)
-        info = check_bands(self.meta, band_info(ds), raster.name)
+        ds, info, mask_ds = self._open(raster, mask)
         width, height = ds.RasterXSize, ds.RasterYSize
-        p = self.meta.patch_size
-        if width < p or height < p:
-            raise InputDataError(
-                f"{raster.name} is {width}x{height} pixels; model {self.meta.model_id} needs at "
-                f"least {p}x{p} (its patch size)"
-            )
-        mask_ds = open_mask(mask, ds) if mask else None
         requested = {"class_map": output, "confidence": confidence, "probabilities": probabilities}
         destinations = self._destinations(requested, ds, mask_ds)
         self._preflight(destinations, width, height, feedback)
         check_cancelled(feedback)
 
-        geotransform = ds.GetGeoTransform(can_return_null=True)
-        projection = ds.GetProjection()
         report = ClassificationReport(
             class_map=destinations["class_map"],
             confidence=destinations.get("confidence"),
@@ -222,43 +216,11 @@ class TiledClassifier:
         )
         staged: dict[str, StagedGeoTiff] = {}
         try:
-            staged["class_map"] = StagedGeoTiff(
-                report.class_map, width, height, 1, self.class_type, geotransform, projection
-            )
-            if report.confidence:
-                staged["confidence"] = StagedGeoTiff(
-                    report.confidence, width, height, 1, gdal.GDT_Float32, geotransform, projection
-                )
-            if report.probabilities:
-                staged["probabilities"] = StagedGeoTiff(
-                    report.probabilities,
-                    width,
-                    height,
-                    self.meta.num_classes,
-                    gdal.GDT_Float32,
-                    geotransform,
-                    projection,
-                )
+            self._stage(destinations, ds, staged)
             self._describe_outputs(staged, raster)
-            counts = np.zeros(self.meta.num_classes + 1, dtype=np.int64)
-            done = 0
-            monitor = RangeMonitor(self.meta.normalization, self.meta.model_id, raster.name)
             self._warn_if_raw(info, raster.name, feedback, report)
-            for tile in tile_raster(width, height, self.tile_size):
-                check_cancelled(feedback)
-                window = with_halo(tile, self.halo, width, height)
-                classes = self._classify_tile(
-                    ds, info, mask_ds, window, staged, feedback, done, width * height, monitor
-                )
-                counts += np.bincount(classes.ravel(), minlength=counts.size)
-                done += tile.size
-                self._report(monitor.warning(final=done == width * height), feedback, report)
-                feedback.set_progress(done / (width * height))
-            report.nodata_pixels = int(counts[0])
-            report.classified_pixels = int(counts[1:].sum())
-            report.class_counts = {c.name: int(counts[c.value]) for c in self.meta.classes}
-            if report.classified_pixels == 0:
-                raise InputDataError(f"{raster.name} has no valid pixel: every pixel is no-data")
+            counts = self._classify_windows(ds, info, mask_ds, staged, feedback, report, raster)
+            self._count(counts, report, raster.name)
             check_cancelled(feedback)
             for name, out in staged.items():
                 out.finish(paletted_qml(self.meta.classes) if name == "class_map" else None)
@@ -269,6 +231,22 @@ class TiledClassifier:
             raise
         report.seconds = time.monotonic() - start
         return report
+
+    def _open(
+        self, raster: GdalName, mask: str | os.PathLike[str] | None
+    ) -> tuple[gdal.Dataset, BandInfo, gdal.Dataset | None]:
+        """The raster, the bands the model reads and the mask, checked against the model."""
+        ds = open_raster(raster)
+        info = check_bands(self.meta, band_info(ds), raster.name)
+        width, height = ds.RasterXSize, ds.RasterYSize
+        p = self.meta.patch_size
+        if width < p or height < p:
+            what = "tile size" if self.meta.prediction == DENSE else "patch size"
+            raise InputDataError(
+                f"{raster.name} is {width}x{height} pixels; model {self.meta.model_id} needs at "
+                f"least {p}x{p} (its {what})"
+            )
+        return ds, info, open_mask(mask, ds) if mask else None
 
     def _destinations(
         self,
@@ -311,6 +289,28 @@ class TiledClassifier:
         if message:
             warn(feedback, message)
 
+    def _stage(
+        self, destinations: dict[str, Path], ds: gdal.Dataset, staged: dict[str, StagedGeoTiff]
+    ) -> None:
+        """Create a staged GeoTIFF (hidden until committed) for each output, into ``staged``."""
+        bands = {
+            "class_map": (1, self.class_type),
+            "confidence": (1, gdal.GDT_Float32),
+            "probabilities": (self.meta.num_classes, gdal.GDT_Float32),
+        }
+        geotransform = ds.GetGeoTransform(can_return_null=True)
+        for name, path in destinations.items():
+            count, data_type = bands[name]
+            staged[name] = StagedGeoTiff(
+                path,
+                ds.RasterXSize,
+                ds.RasterYSize,
+                count,
+                data_type,
+                geotransform,
+                ds.GetProjection(),
+            )
+
     def _warn_if_raw(
         self, info: BandInfo, raster: str, feedback: Feedback, report: ClassificationReport
     ) -> None:
@@ -350,71 +350,136 @@ class TiledClassifier:
                 band.SetDescription(c.name)
                 band.SetNoDataValue(PROBABILITY_NODATA)
 
-    def _classify_tile(
+    def _classify_windows(
+        self,
+        ds: gdal.Dataset,
+        info: BandInfo,
+        mask_ds: gdal.Dataset | None,
+        staged: dict[str, StagedGeoTiff],
+        feedback: Feedback,
+        report: ClassificationReport,
+        raster: GdalName,
+    ) -> np.ndarray:
+        """Read, predict and write every window; returns the pixel count of each class value."""
+        width, height = ds.RasterXSize, ds.RasterYSize
+        total = width * height
+        counts = np.zeros(self.meta.num_classes + 1, dtype=np.int64)
+        monitor = RangeMonitor(self.meta.normalization, self.meta.model_id, raster.name)
+        done = 0
+        for tile in tile_raster(width, height, self.tile_size):
+            check_cancelled(feedback)
+            window = with_halo(tile, self.halo, width, height)
+            padded, valid = self._read(ds, info, mask_ds, window, monitor)
+            logits = None
+            if padded is not None:
+                logits = self._predict(padded, valid, tile, (height, width), feedback, done)
+            classes, probs = self._scores(logits, valid, tile, ds)
+            self._write(staged, tile, classes, probs, valid)
+            counts += np.bincount(classes.ravel(), minlength=counts.size)
+            done += tile.size
+            self._report(monitor.warning(final=done == total), feedback, report)
+            feedback.set_progress(done / total)
+        return counts
+
+    def _read(
         self,
         ds: gdal.Dataset,
         info: BandInfo,
         mask_ds: gdal.Dataset | None,
         window: HaloWindow,
-        staged: dict[str, StagedGeoTiff],
-        feedback: Feedback,
-        done_before: int,
-        total: int,
         monitor: RangeMonitor,
-    ) -> np.ndarray:
-        """Classify one tile, write it to every output and return its class values."""
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """The window's pixels to classify and its normalised block with the full halo.
+
+        Missing pixels get the fill spectrum in the block; pixels the user mask excludes
+        keep their spectra (context) but are not to be classified. The block is None when
+        the window has no pixel to classify.
+        """
         tile, read = window.tile, window.read
         block, has_data = read_window(
             ds, info, read.col_off, read.row_off, read.width, read.height, self.physical
         )
         r0, c0 = tile.row_off - read.row_off, tile.col_off - read.col_off
         core = (slice(r0, r0 + tile.height), slice(c0, c0 + tile.width))
-        core_valid = has_data[core].copy()  # a copy: masked pixels stay context in has_data
+        valid = has_data[core].copy()  # a copy: masked pixels stay context in has_data
         if mask_ds is not None:
-            core_valid &= read_user_mask(
-                mask_ds, tile.col_off, tile.row_off, tile.width, tile.height
-            )
+            valid &= read_user_mask(mask_ds, tile.col_off, tile.row_off, tile.width, tile.height)
+        if not valid.any():
+            return None, valid
+        normalized = self.meta.normalization.apply(block, band_axis=0)
+        monitor.add(block[(slice(None), *core)], normalized[(slice(None), *core)], valid)
+        normalized[:, ~has_data] = self.meta.normalization.fill[:, None]
+        return pad_symmetric(normalized, window.pad_before, window.pad_after), valid
+
+    def _predict(
+        self,
+        padded: np.ndarray,
+        valid: np.ndarray,
+        tile: Window,
+        raster_shape: tuple[int, int],
+        feedback: Feedback,
+        done: int,
+    ) -> np.ndarray:
+        """The predictor's logits for a window, with progress and cancel after each batch."""
+        total = raster_shape[0] * raster_shape[1]
+
+        def progress(fraction: float) -> None:
+            check_cancelled(feedback)
+            feedback.set_progress((done + fraction * tile.size) / total)
+
+        origin = (tile.row_off, tile.col_off)
+        return self.predictor.predict(padded, valid, origin, raster_shape, progress)
+
+    def _scores(
+        self, logits: np.ndarray | None, valid: np.ndarray, tile: Window, ds: gdal.Dataset
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Class values (0: not classified) and probabilities (-1) of a window's pixels."""
         classes = np.zeros((tile.height, tile.width), dtype=np.uint16)
         probs = np.full(
             (self.meta.num_classes, tile.height, tile.width), PROBABILITY_NODATA, dtype=np.float32
         )
-        rows, cols = np.nonzero(core_valid)
-        if rows.size:
-            normalized = self.meta.normalization.apply(block, band_axis=0)
-            monitor.add(block[(slice(None), *core)], normalized[(slice(None), *core)], core_valid)
-            normalized[:, ~has_data] = self.meta.normalization.fill[:, None]
-            extractor = PatchExtractor(
-                pad_symmetric(normalized, window.pad_before, window.pad_after),
-                self.meta.patch_size,
-            )
-            starts = range(0, rows.size, self.batch_size)
-            index = [(rows[i : i + self.batch_size], cols[i : i + self.batch_size]) for i in starts]
-            patches = (extractor(r, c) for r, c in index)
-            done = done_before
-            for (r, c), logits in zip(index, self.model.map_logits(patches), strict=True):
-                check_cancelled(feedback)
-                self._check_finite(logits, tile.col_off + c, tile.row_off + r, ds)
-                batch_probs = softmax(logits)
-                classes[r, c] = batch_probs.argmax(axis=1) + 1
-                probs[:, r, c] = batch_probs.T
-                done += r.size
-                feedback.set_progress(done / total)
+        if logits is None:
+            return classes, probs
+        rows, cols = np.nonzero(valid)
+        scores = logits[:, rows, cols].T
+        self._check_finite(scores, tile.col_off + cols, tile.row_off + rows, ds)
+        pixel_probs = softmax(scores)
+        classes[rows, cols] = pixel_probs.argmax(axis=1) + 1
+        probs[:, rows, cols] = pixel_probs.T
+        return classes, probs
+
+    @staticmethod
+    def _write(
+        staged: dict[str, StagedGeoTiff],
+        tile: Window,
+        classes: np.ndarray,
+        probs: np.ndarray,
+        valid: np.ndarray,
+    ) -> None:
+        """Write a window's values into every staged output."""
         layers = {"class_map": [classes], "probabilities": list(probs)}
         if "confidence" in staged:
-            layers["confidence"] = [np.where(core_valid, probs.max(axis=0), PROBABILITY_NODATA)]
+            layers["confidence"] = [np.where(valid, probs.max(axis=0), PROBABILITY_NODATA)]
         for name, out in staged.items():
             try:
                 for band, values in enumerate(layers[name], start=1):
                     out.band(band).WriteArray(values, tile.col_off, tile.row_off)
             except RuntimeError as exc:
                 raise OutputError(f"cannot write {out.path.name}: {first_line(exc)}") from None
-        return classes
+
+    def _count(self, counts: np.ndarray, report: ClassificationReport, raster: str) -> None:
+        """Fill the report's pixel counts; refuses a raster without a valid pixel."""
+        report.nodata_pixels = int(counts[0])
+        report.classified_pixels = int(counts[1:].sum())
+        report.class_counts = {c.name: int(counts[c.value]) for c in self.meta.classes}
+        if report.classified_pixels == 0:
+            raise InputDataError(f"{raster} has no valid pixel: every pixel is no-data")
 
     def _check_finite(
-        self, logits: np.ndarray, cols: np.ndarray, rows: np.ndarray, ds: gdal.Dataset
+        self, scores: np.ndarray, cols: np.ndarray, rows: np.ndarray, ds: gdal.Dataset
     ) -> None:
         """Refuse NaN/infinite scores: they would silently become class 1."""
-        finite = np.isfinite(logits).all(axis=1)
+        finite = np.isfinite(scores).all(axis=1)
         if not finite.all():
             i = int(np.flatnonzero(~finite)[0])
             raise InferenceError(

@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import InferenceError, ModelLoadError, ModelMetadataError, first_line
-from ..metadata import ModelMetadata
+from ..metadata import DENSE, ModelMetadata
 from ..system import available_cores
 
 MAX_WORKERS = 8  # each in-flight batch of 64 patches needs about 50 MB
@@ -64,22 +64,26 @@ class OnnxClassifier:
                 f"{self.path.name}: metadata names input {meta.input_name!r} / output "
                 f"{meta.output_name!r}, the graph has {sorted(inputs)} / {sorted(outputs)}"
             )
-        expected = [meta.num_bands, meta.patch_size, meta.patch_size]
+        p = meta.patch_size
+        expected = [meta.num_bands, p, p]
         shape = inputs[meta.input_name].shape
         if len(shape) != 4 or [d for d in shape[1:]] != expected:
             raise ModelMetadataError(
                 f"{self.path.name}: graph input shape {shape} does not match the metadata "
-                f"(batch, {meta.num_bands}, {meta.patch_size}, {meta.patch_size})"
+                f"(batch, {meta.num_bands}, {p}, {p})"
             )
+        # centre: (batch, classes); dense: (batch, classes, T, T)
+        expected = [meta.num_classes] + ([p, p] if meta.prediction == DENSE else [])
         out_shape = outputs[meta.output_name].shape
-        if len(out_shape) != 2 or out_shape[1] != meta.num_classes:
+        if len(out_shape) != len(expected) + 1 or list(out_shape[1:]) != expected:
             raise ModelMetadataError(
-                f"{self.path.name}: graph output shape {out_shape} does not match "
-                f"{meta.num_classes} classes"
+                f"{self.path.name}: graph output shape {out_shape} does not match the metadata "
+                f"(batch, {', '.join(map(str, expected))})"
             )
 
     def logits(self, patches: np.ndarray) -> np.ndarray:
-        """(n, bands, p, p) float32 normalised patches -> (n, classes) logits."""
+        """(n, bands, p, p) float32 normalised patches -> (n, classes) logits, or
+        (n, classes, p, p) for a dense model."""
         try:
             return self.session.run(
                 [self.metadata.output_name], {self.metadata.input_name: patches}
