@@ -1,0 +1,200 @@
+"""The MaskedSST study for one seed: scratch vs pre-trained fine-tuning, on Indian Pines and
+on the EnMAP Potsdam tiles.
+
+For each scene: pre-train a MaskedSST backbone (Indian Pines: tiles around the scene's
+unlabelled pixels; EnMAP: tiles around every pixel of all 18 tiles, no labels), then
+fine-tune from scratch and from the pre-trained backbone, and measure each model on the
+test pixels from dense whole-raster predictions (overlapping tiles blended as the plugin
+does). EnMAP fine-tunes on the train tiles, reports the validation tiles (the only split
+for choices) and the test tiles. Each result is written as soon as it is known to
+``<results>/<scene>/<config>-seed<k>.json``; a result that exists is skipped, and
+interrupted runs resume from their last epoch (under ``<runs>``).
+
+Examples:
+    python scripts/maskedsst_study.py --seed 0                       # both scenes
+    python scripts/maskedsst_study.py --seed 0 --scenes enmap --bf16
+    python scripts/maskedsst_study.py --seed 0 --smoke --results /tmp/r --runs /tmp/runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.config import MaskedPretrainingRecipe, MaskedSSTConfig  # noqa: E402
+from engine.data.dense import context_patch_size  # noqa: E402
+from engine.data.scenes import load_indian_pines  # noqa: E402
+from engine.data.training_set import (  # noqa: E402
+    TileFiles,
+    TrainingSet,
+    load_training_set,
+    read_tile_csv,
+)
+from engine.pretraining.data import raster_pixels, scene_unlabelled_pixels  # noqa: E402
+from engine.pretraining.maskedsst import (  # noqa: E402
+    ENCODER_NAME,
+    PretrainedMaskedSST,
+    load_pretrained,
+    pretrain_maskedsst,
+)
+from engine.pretraining.run import hardware  # noqa: E402
+from engine.progress import ProgressBar, SilentFeedback  # noqa: E402
+from engine.training.dense import default_dense_recipe, run_dense_training  # noqa: E402
+from engine.training.trainer import configure_cpu  # noqa: E402
+
+ENMAP = ROOT.parent / "shared" / "data" / "enmap_potsdam_tiles"
+SCENES = ("indian_pines", "enmap")
+CONFIGS = ("scratch", "pretrained")
+PRETRAIN_STEPS = 600  # tiles of 16 per step
+FINETUNE_STEPS = 500  # tiles of 8 per step
+# --smoke: a tiny network and a few steps, to check the script end to end in a minute
+SMOKE_NET = {"dim": 16, "spatial_depth": 1, "spectral_depth": 1, "heads": 2, "head_dim": 8}
+
+
+def main() -> None:
+    args = parse_args()
+    configure_cpu(args.threads)
+    for scene in args.scenes:
+        pending = [c for c in args.configs if not result_path(args, scene, c).exists()]
+        if not pending:
+            print(f"{scene}: all results for seed {args.seed} exist; nothing to do")
+            continue
+        data = training_data(scene)
+        runs = args.runs / f"{scene}-seed{args.seed}"
+        pre = pretrained(scene, data, runs, args) if "pretrained" in pending else None
+        for config in pending:
+            fine_tune(scene, data, config, pre if config == "pretrained" else None, runs, args)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--scenes", nargs="+", choices=SCENES, default=list(SCENES))
+    parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
+    parser.add_argument("--pretrain-steps", type=int, default=PRETRAIN_STEPS)
+    parser.add_argument("--finetune-steps", type=int, default=FINETUNE_STEPS)
+    parser.add_argument("--masking", choices=("tube", "random"), default="tube")
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--smoke", action="store_true", help="tiny network, 3 steps each")
+    parser.add_argument("--results", type=Path, default=ROOT / "results" / "maskedsst")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "maskedsst")
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+    if args.smoke:
+        args.pretrain_steps = args.finetune_steps = 3
+    return args
+
+
+def training_data(scene: str) -> TrainingSet:
+    """Indian Pines' fixed split, or the EnMAP train / validation / test tiles."""
+    patch = context_patch_size(MaskedSSTConfig.tile_size)
+    if scene == "indian_pines":
+        return TrainingSet.from_scene(load_indian_pines(), patch)
+    tiles = [*read_tile_csv(ENMAP / "train_files.csv")]
+    for split in ("validation", "test"):
+        for t in read_tile_csv(ENMAP / f"{split}_files.csv"):  # columns image, mask
+            tiles.append(TileFiles(t.raster, **{f"{split}_labels": t.train_labels}))
+    return load_training_set(tiles, patch, name="enmap_potsdam_tiles")
+
+
+def network(data: TrainingSet, args: argparse.Namespace) -> MaskedSSTConfig:
+    options = SMOKE_NET if args.smoke else {}
+    return MaskedSSTConfig(num_bands=data.num_bands, num_classes=data.num_classes, **options)
+
+
+def pretrained(
+    scene: str, data: TrainingSet, runs: Path, args: argparse.Namespace
+) -> PretrainedMaskedSST:
+    """The backbone pre-trained in ``runs/pretrain`` (resuming or starting it)."""
+    folder = runs / "pretrain"
+    if (folder / ENCODER_NAME).exists():
+        return load_pretrained(folder)
+    patch = context_patch_size(MaskedSSTConfig.tile_size)
+    if scene == "indian_pines":
+        pixels = scene_unlabelled_pixels(load_indian_pines(), patch)
+    else:
+        pixels = raster_pixels(sorted((ENMAP / "images").glob("*.tif")), patch)
+    if pixels.band_names != data.band_names:
+        raise SystemExit(f"{scene}: pretraining and fine-tuning read different bands")
+    recipe = MaskedPretrainingRecipe(
+        seed=args.seed, masking=args.masking, bf16=args.bf16, max_steps=args.pretrain_steps
+    )
+    epochs = -(-args.pretrain_steps * recipe.batch_size // recipe.tiles_per_epoch)
+    recipe = replace(recipe, epochs=epochs)
+    print(f"{scene}: pretraining ({len(pixels)} anchor pixels, seed {args.seed})", file=sys.stderr)
+    feedback = SilentFeedback() if args.quiet else ProgressBar("pretrain")
+    config = replace(network(data, args), num_classes=2)
+    return pretrain_maskedsst(pixels, config, recipe, folder, feedback, resume=True)
+
+
+def fine_tune(
+    scene: str,
+    data: TrainingSet,
+    config: str,
+    pre: PretrainedMaskedSST | None,
+    runs: Path,
+    args: argparse.Namespace,
+) -> None:
+    recipe = default_dense_recipe(
+        len(data.train), step_budget=args.finetune_steps, seed=args.seed, bf16=args.bf16
+    )
+    print(f"{scene}: fine-tuning {config} (seed {args.seed})", file=sys.stderr)
+    start = time.monotonic()
+    run = run_dense_training(
+        data,
+        recipe,
+        runs / f"finetune-{config}",
+        network(data, args),
+        pre,
+        show_progress=not args.quiet,
+        resume=True,
+    )
+    names = [c.name for c in data.classes]
+    pre_seconds = pre.provenance["seconds"] if pre is not None else 0.0
+    record = {
+        "scene": scene,
+        "config": config,
+        "seed": args.seed,
+        "smoke": args.smoke,
+        "metrics": run.metrics.to_dict(names),
+        "validation": run.validation.to_dict(names) if run.validation else None,
+        "last_epoch": run.result.history[-1] if run.result.history else None,
+        "steps": {"fine_tune": run.result.steps},
+        "seconds": {
+            "pretrain": pre_seconds if pre is not None else None,
+            "fine_tune": round(run.result.seconds, 1),
+            "whole_recipe": round(run.result.seconds + pre_seconds, 1),
+            "this_session": round(time.monotonic() - start, 1),
+        },
+        "fine_tuning_recipe": recipe.to_dict(),
+        "pretraining": pre.provenance if pre is not None else None,
+        "model": run.result.model.config.to_dict(),
+        "hardware": hardware(),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    }
+    if pre is not None:
+        record["steps"]["pretrain"] = pre.provenance["steps"]
+    path = result_path(args, scene, config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    m = run.metrics
+    print(
+        f"{scene} {config:10s} seed {args.seed}: test OA {100 * m.overall_accuracy:.2f} "
+        f"AA {100 * m.average_accuracy:.2f} kappa {100 * m.kappa:.2f} -> {path}"
+    )
+
+
+def result_path(args: argparse.Namespace, scene: str, config: str) -> Path:
+    return args.results / scene / f"{config}-seed{args.seed}.json"
+
+
+if __name__ == "__main__":
+    main()
