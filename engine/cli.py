@@ -255,8 +255,8 @@ def _own_tiles(args: argparse.Namespace):  # -> list[TileFiles] | None
 
     labels = [args.train_labels, args.validation_labels, args.test_labels]
     if args.tiles is None and not args.raster:
-        if any(labels):
-            raise SystemExit("error: label rasters need --raster (or --tiles)")
+        if any(labels) or args.classes:
+            raise SystemExit("error: label rasters and --classes need --raster (or --tiles)")
         return None
     if args.dataset:
         raise SystemExit("error: --raster and --tiles exclude --dataset")
