@@ -37,8 +37,9 @@ HELP = {
     "GDAL scale/offset). Pixels whose data is missing (no-data in any band, NaN or infinite, "
     "0 in a GDAL mask or alpha band) get class 0 and are filled inside their neighbours' "
     "patches.",
-    "MODEL": "FactoFormer ONNX model exported by this plugin's engine. Its metadata holds the "
-    "band list, normalisation, patch size and class table. Default: the shipped Indian Pines "
+    "MODEL": "ONNX model exported by this plugin's engine (FactoFormer, MaskedSST, 3D-CNN, "
+    "random forest, SVM). Its metadata holds the band list, normalisation, patch or tile size "
+    "and class table. Default: the shipped Indian Pines "
     "model (AVIRIS, 200 bands, 16 classes).",
     "MASK": "Optional one-band raster on the raster's grid: pixels where it is 0 or no-data "
     "are not classified (class 0), but their real values stay as context for their "
@@ -49,7 +50,8 @@ HELP = {
     "(-1 = no-data).",
     "PROBABILITIES": "Optional Float32 raster with one band per class (band descriptions = "
     "class names), each the class probability (-1 = no-data).",
-    "BATCH_SIZE": "Patches sent to ONNX Runtime per call. Larger batches are slightly faster "
+    "BATCH_SIZE": "Patches (tiles, for a dense model such as MaskedSST) sent to ONNX Runtime per "
+    "call. Larger batches are slightly faster "
     "and need more memory (about 0.2 MB per patch for a 200-band model).",
 }
 

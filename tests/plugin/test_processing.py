@@ -227,3 +227,27 @@ def test_other_bad_inputs_raise_one_line_errors(processing_plugin, tmp_path, cas
         _run(params)
     assert "\n" not in str(exc.value).strip()
     assert not (tmp_path / "out.tif").exists()
+
+
+def test_dense_tile_model_through_processing_run(processing_plugin, tmp_path):
+    """processing.run with a dense model gives the engine's map, styled as usual."""
+    from dense_model import write_dense_model
+    from helpers import WAVELENGTHS, synthetic_cube
+
+    from engine.data.normalization import MinMaxNormalization
+    from engine.infer.classify import classify_raster
+
+    cube = synthetic_cube(rows=21, cols=26)[0]
+    raster = write_raster(tmp_path / "scene.tif", cube, wavelengths_nm=WAVELENGTHS)
+    norm = MinMaxNormalization.fit(cube)
+    model = write_dense_model(tmp_path / "dense.onnx", 12, 3, 8, WAVELENGTHS, norm)
+    out, conf = tmp_path / "classes.tif", tmp_path / "confidence.tif"
+    results = _run(
+        {"INPUT": str(raster), "MODEL": str(model), "OUTPUT": str(out), "CONFIDENCE": str(conf)}
+    )
+    assert results["MODEL_ID"] == "dense" and results["CLASSIFIED_PIXELS"] == 21 * 26
+    classify_raster(raster, model, tmp_path / "engine.tif", confidence=tmp_path / "engine_conf.tif")
+    assert np.array_equal(read_raster(out), read_raster(tmp_path / "engine.tif"))
+    assert np.array_equal(read_raster(conf), read_raster(tmp_path / "engine_conf.tif"))
+    layer = QgsRasterLayer(str(out), "dense")
+    assert layer.isValid() and out.with_suffix(".qml").exists()

@@ -194,3 +194,38 @@ def test_random_forest_model_runs_unchanged(qgis_env, tmp_path):
     assert np.array_equal(read_raster(out), read_raster(engine_out))
     assert np.array_equal(read_raster(conf), read_raster(tmp_path / "engine_conf.tif"))
     assert out.with_suffix(".qml").exists()
+
+
+def test_dense_tile_model_runs_unchanged(qgis_env, tmp_path):
+    """A dense model (every pixel of 8x8 tiles, blended) runs like any model of the plugin."""
+    from dense_model import write_dense_model
+    from helpers import WAVELENGTHS, synthetic_cube
+
+    from engine.data.normalization import MinMaxNormalization
+    from engine.infer.classify import classify_raster
+
+    cube = synthetic_cube(rows=29, cols=35)[0]
+    raster = write_raster(tmp_path / "scene.tif", cube, wavelengths_nm=WAVELENGTHS)
+    norm = MinMaxNormalization.fit(cube)
+    model = write_dense_model(tmp_path / "dense.onnx", 12, 3, 8, WAVELENGTHS, norm)
+    out, prob = tmp_path / "classes.tif", tmp_path / "probabilities.tif"
+    proc = _qgis_process(
+        qgis_env,
+        "--json",
+        "run",
+        "factoformer:classify",
+        "--",
+        f"INPUT={raster}",
+        f"MODEL={model}",
+        f"OUTPUT={out}",
+        f"PROBABILITIES={prob}",
+        "BATCH_SIZE=5",
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads(proc.stdout)["results"]
+    assert result["MODEL_ID"] == "dense" and result["CLASSIFIED_PIXELS"] == 29 * 35
+    engine_out, engine_prob = tmp_path / "engine.tif", tmp_path / "engine_prob.tif"
+    classify_raster(raster, model, engine_out, probabilities=engine_prob)
+    assert np.array_equal(read_raster(out), read_raster(engine_out))
+    assert np.allclose(read_raster(prob), read_raster(engine_prob), atol=1e-6)
+    assert out.with_suffix(".qml").exists()
