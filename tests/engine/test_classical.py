@@ -85,7 +85,8 @@ def test_search_matches_scikit_learn_grid_search(pines):
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.svm import SVC
 
-    config = SVMConfig(pines.num_bands, pines.num_classes, c_grid=(1.0, 100.0), cv_folds=3)
+    grid = {"c_grid": (1.0, 100.0), "gamma_grid": (0.1, 1.0, 10.0), "cv_folds": 3}
+    config = SVMConfig(pines.num_bands, pines.num_classes, **grid)
     fit = fit_classical(config, pines.train, seed=3)
     x, y = spectra(pines.train), pines.train.targets(np.arange(len(pines.train)))
     scale = 1.0 / (x.shape[1] * x.var())  # scikit-learn's gamma="scale"
