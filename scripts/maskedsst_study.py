@@ -46,14 +46,16 @@ from engine.pretraining.maskedsst import (  # noqa: E402
 )
 from engine.pretraining.run import hardware  # noqa: E402
 from engine.progress import ProgressBar, SilentFeedback  # noqa: E402
-from engine.training.dense import default_dense_recipe, run_dense_training  # noqa: E402
+from engine.training.dense import (  # noqa: E402
+    DEFAULT_DENSE_STEPS,
+    default_dense_recipe,
+    run_dense_training,
+)
 from engine.training.trainer import configure_cpu  # noqa: E402
 
 ENMAP = ROOT.parent / "shared" / "data" / "enmap_potsdam_tiles"
 SCENES = ("indian_pines", "enmap")
 CONFIGS = ("scratch", "pretrained")
-PRETRAIN_STEPS = 600  # tiles of 16 per step
-FINETUNE_STEPS = 500  # tiles of 8 per step
 # --smoke: a tiny network and a few steps, to check the script end to end in a minute
 SMOKE_NET = {"dim": 16, "spatial_depth": 1, "spectral_depth": 1, "heads": 2, "head_dim": 8}
 
@@ -78,8 +80,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--scenes", nargs="+", choices=SCENES, default=list(SCENES))
     parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
-    parser.add_argument("--pretrain-steps", type=int, default=PRETRAIN_STEPS)
-    parser.add_argument("--finetune-steps", type=int, default=FINETUNE_STEPS)
+    parser.add_argument("--pretrain-steps", type=int, help="default: the recipe's (600)")
+    parser.add_argument("--finetune-steps", type=int, default=DEFAULT_DENSE_STEPS)
     parser.add_argument("--masking", choices=("tube", "random"), default="tube")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--smoke", action="store_true", help="tiny network, 3 steps each")
@@ -124,11 +126,10 @@ def pretrained(
         pixels = raster_pixels(sorted((ENMAP / "images").glob("*.tif")), patch)
     if pixels.band_names != data.band_names:
         raise SystemExit(f"{scene}: pretraining and fine-tuning read different bands")
-    recipe = MaskedPretrainingRecipe(
-        seed=args.seed, masking=args.masking, bf16=args.bf16, max_steps=args.pretrain_steps
-    )
-    epochs = -(-args.pretrain_steps * recipe.batch_size // recipe.tiles_per_epoch)
-    recipe = replace(recipe, epochs=epochs)
+    recipe = MaskedPretrainingRecipe(seed=args.seed, masking=args.masking, bf16=args.bf16)
+    if args.pretrain_steps:
+        epochs = -(-args.pretrain_steps * recipe.batch_size // recipe.tiles_per_epoch)
+        recipe = replace(recipe, epochs=epochs, max_steps=args.pretrain_steps)
     print(f"{scene}: pretraining ({len(pixels)} anchor pixels, seed {args.seed})", file=sys.stderr)
     feedback = SilentFeedback() if args.quiet else ProgressBar("pretrain")
     config = replace(network(data, args), num_classes=2)

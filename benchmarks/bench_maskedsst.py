@@ -1,0 +1,92 @@
+"""MaskedSST training speed: seconds per optimiser step of the full-size model on Indian Pines.
+
+Pretraining (batch 16 tiles, tube masks) and fine-tuning (batch 8 tiles) run their real
+steps (tile cutting, masks, forward, backward, Adam) through the shared loop, in float32
+and under bfloat16 autocast; the first step is a warm-up and is not counted. The study's
+default budgets are then converted to minutes. The load average is printed: other
+processes on the machine slow every number down.
+
+Usage: python benchmarks/bench_maskedsst.py [--steps 4] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.config import (  # noqa: E402
+    DenseTrainingRecipe,
+    MaskedPretrainingRecipe,
+    MaskedSSTConfig,
+)
+from engine.data.scenes import load_indian_pines  # noqa: E402
+from engine.data.training_set import TrainingSet  # noqa: E402
+from engine.pretraining.data import scene_unlabelled_pixels  # noqa: E402
+from engine.pretraining.maskedsst import pretrain_maskedsst  # noqa: E402
+from engine.pretraining.run import hardware  # noqa: E402
+from engine.training.dense import DEFAULT_DENSE_STEPS, train_dense  # noqa: E402
+from engine.training.trainer import configure_cpu  # noqa: E402
+
+
+class StepClock:
+    """Feedback that notes the time after every step (the loop reports once per step)."""
+
+    def __init__(self) -> None:
+        self.times = [time.monotonic()]
+
+    def set_progress(self, fraction: float) -> None:
+        self.times.append(time.monotonic())
+
+    def is_cancelled(self) -> bool:
+        return False
+
+    def seconds_per_step(self) -> float:
+        steps = [b - a for a, b in zip(self.times[1:-1], self.times[2:], strict=False)]
+        return statistics.median(steps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=4, help="timed steps after one warm-up")
+    parser.add_argument("--threads", type=int)
+    args = parser.parse_args()
+    configure_cpu(args.threads)
+    scene = load_indian_pines()
+    pixels = scene_unlabelled_pixels(scene, 15)
+    data = TrainingSet.from_scene(scene, 15)
+    config = MaskedSSTConfig(num_bands=200, num_classes=16)
+    n = args.steps + 1
+    print(f"{hardware()}; load average before: {os.getloadavg()}")
+    default = MaskedPretrainingRecipe()
+    pretrain_steps = default.epochs * default.tiles_per_epoch // default.batch_size
+    rows = []
+    for bf16 in (False, True):
+        clock = StepClock()
+        recipe = MaskedPretrainingRecipe(epochs=1, tiles_per_epoch=16 * n, bf16=bf16)
+        pretrain_maskedsst(pixels, config, recipe, feedback=clock)
+        pretrain = clock.seconds_per_step()
+        clock = StepClock()
+        recipe = DenseTrainingRecipe(epochs=1, max_steps=n, bf16=bf16)
+        train_dense(data, recipe, config, feedback=clock)
+        finetune = clock.seconds_per_step()
+        rows.append(("bf16" if bf16 else "float32", pretrain, finetune))
+    print(f"load average after: {os.getloadavg()}")
+    print(
+        "| precision | pretraining s/step (16 tiles) | fine-tuning s/step (8 tiles) | "
+        f"study per scene and seed ({pretrain_steps} + 2 x {DEFAULT_DENSE_STEPS} steps) |"
+    )
+    print("|---|---|---|---|")
+    for name, pre, fine in rows:
+        minutes = (pretrain_steps * pre + 2 * DEFAULT_DENSE_STEPS * fine) / 60
+        print(f"| {name} | {pre:.2f} | {fine:.2f} | {minutes:.0f} min |")
+
+
+if __name__ == "__main__":
+    main()
