@@ -277,6 +277,39 @@ def test_pretraining_lowers_the_loss_and_transfers_the_backbone(tmp_path):
         transfer_backbone(other, loaded)
 
 
+class _CancelAfter:
+    """Feedback that asks to stop once ``steps`` steps have run."""
+
+    def __init__(self, steps: int) -> None:
+        self.calls, self.steps = 0, steps
+
+    def set_progress(self, fraction: float) -> None:
+        pass
+
+    def is_cancelled(self) -> bool:
+        self.calls += 1
+        return self.calls > self.steps
+
+
+@pytest.mark.parametrize("masking", ["tube", "random"])
+def test_pretraining_resumes_after_cancel_bit_for_bit(tmp_path, masking):
+    from engine.errors import CancelledError
+
+    torch.set_num_threads(1)
+    pixels = scene_unlabelled_pixels(_scene(), patch_size=15)
+    config = MaskedSSTConfig(num_bands=12, num_classes=2, **TINY)
+    recipe = MaskedPretrainingRecipe(epochs=3, tiles_per_epoch=8, batch_size=4, masking=masking)
+    whole = pretrain_maskedsst(pixels, config, recipe, tmp_path / "whole")
+    with pytest.raises(CancelledError):
+        pretrain_maskedsst(pixels, config, recipe, tmp_path / "cut", _CancelAfter(3))
+    torch.manual_seed(99)  # resume must not depend on the process's RNG state
+    np.random.seed(99)
+    resumed = pretrain_maskedsst(pixels, config, recipe, tmp_path / "cut", resume=True)
+    assert resumed.provenance["steps"] == whole.provenance["steps"] == 6
+    for key, value in whole.state_dict.items():
+        assert torch.equal(value, resumed.state_dict[key]), key
+
+
 # --- fine-tuning -------------------------------------------------------------------------
 
 
@@ -292,6 +325,23 @@ def test_fine_tuning_learns_the_stripes_and_evaluates_densely():
     assert result.steps == 5 * math.ceil(len(data.train) / 8)
     metrics = evaluate_dense(TorchDenseModel(result.model), data, "test")
     assert metrics.overall_accuracy > 0.9
+
+
+def test_fine_tuning_resumes_after_cancel_bit_for_bit(tmp_path):
+    from engine.errors import CancelledError
+
+    torch.set_num_threads(1)
+    data = TrainingSet.from_scene(_scene(), 15)
+    config = MaskedSSTConfig(num_bands=12, num_classes=3, **TINY)
+    recipe = DenseTrainingRecipe(epochs=2, batch_size=16, seed=4)
+    whole = train_dense(data, recipe, config, show_progress=False)
+    state = tmp_path / "state.pt"
+    with pytest.raises(CancelledError):
+        train_dense(data, recipe, config, feedback=_CancelAfter(7), state_path=state)
+    resumed = train_dense(data, recipe, config, show_progress=False, state_path=state, resume=True)
+    assert resumed.steps == whole.steps == 10
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
 
 
 # --- export, evaluation as the plugin classifies, command line --------------------------
