@@ -7,12 +7,14 @@ fine-tune from scratch and from the pre-trained backbone, and measure each model
 test pixels from dense whole-raster predictions (overlapping tiles blended as the plugin
 does). EnMAP fine-tunes on the train tiles, reports the validation tiles (the only split
 for choices) and the test tiles. Each result is written as soon as it is known to
-``<results>/<scene>/<config>-seed<k>.json``; a result that exists is skipped, and
-interrupted runs resume from their last epoch (under ``<runs>``).
+``<results>/<scene>[/<variant>]/<config>-seed<k>.json`` (variant: options other than the
+defaults, ``random-masks``, ``sincos``); a result that exists is skipped, and interrupted
+runs resume from their last epoch (under ``<runs>``).
 
 Examples:
     python scripts/maskedsst_study.py --seed 0                       # both scenes
     python scripts/maskedsst_study.py --seed 0 --scenes enmap --bf16
+    python scripts/maskedsst_study.py --seed 0 --scenes enmap --pos-embedding sincos
     python scripts/maskedsst_study.py --seed 0 --smoke --results /tmp/r --runs /tmp/runs
 """
 
@@ -49,6 +51,7 @@ from engine.progress import ProgressBar, SilentFeedback  # noqa: E402
 from engine.training.dense import (  # noqa: E402
     DEFAULT_DENSE_STEPS,
     default_dense_recipe,
+    maskedsst_config,
     run_dense_training,
 )
 from engine.training.trainer import configure_cpu  # noqa: E402
@@ -57,7 +60,7 @@ ENMAP = ROOT.parent / "shared" / "data" / "enmap_potsdam_tiles"
 SCENES = ("indian_pines", "enmap")
 CONFIGS = ("scratch", "pretrained")
 # --smoke: a tiny network and a few steps, to check the script end to end in a minute
-SMOKE_NET = {"dim": 16, "spatial_depth": 1, "spectral_depth": 1, "heads": 2, "head_dim": 8}
+SMOKE_NET = {"dim": 24, "spatial_depth": 1, "spectral_depth": 1, "heads": 2, "head_dim": 8}
 
 
 def main() -> None:
@@ -83,6 +86,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pretrain-steps", type=int, help="default: the recipe's (600)")
     parser.add_argument("--finetune-steps", type=int, default=DEFAULT_DENSE_STEPS)
     parser.add_argument("--masking", choices=("tube", "random"), default="tube")
+    parser.add_argument(
+        "--pos-embedding",
+        choices=("learned", "sincos"),
+        default="learned",
+        help="sincos: spectral positions from the band wavelengths (EnMAP; block index for IP)",
+    )
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--smoke", action="store_true", help="tiny network, 3 steps each")
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "maskedsst")
@@ -108,15 +117,15 @@ def training_data(scene: str) -> TrainingSet:
 
 
 def network(data: TrainingSet, args: argparse.Namespace) -> MaskedSSTConfig:
-    options = SMOKE_NET if args.smoke else {}
-    return MaskedSSTConfig(num_bands=data.num_bands, num_classes=data.num_classes, **options)
+    options = dict(SMOKE_NET) if args.smoke else {}
+    return maskedsst_config(data, pos_embedding=args.pos_embedding, **options)
 
 
 def pretrained(
     scene: str, data: TrainingSet, runs: Path, args: argparse.Namespace
 ) -> PretrainedMaskedSST:
-    """The backbone pre-trained in ``runs/pretrain`` (resuming or starting it)."""
-    folder = runs / "pretrain"
+    """The backbone pre-trained in ``runs/pretrain[-<variant>]`` (resuming or starting it)."""
+    folder = runs / "-".join(["pretrain", *variant(args, "pretrained")])
     if (folder / ENCODER_NAME).exists():
         return load_pretrained(folder)
     patch = context_patch_size(MaskedSSTConfig.tile_size)
@@ -152,7 +161,7 @@ def fine_tune(
     run = run_dense_training(
         data,
         recipe,
-        runs / f"finetune-{config}",
+        runs / "-".join(["finetune", config, *variant(args, config)]),
         network(data, args),
         pre,
         show_progress=not args.quiet,
@@ -193,8 +202,17 @@ def fine_tune(
     )
 
 
+def variant(args: argparse.Namespace, config: str) -> list[str]:
+    """The options of a run that differ from the defaults (masks matter only when
+    pre-trained)."""
+    names = [f"{args.masking}-masks"] if args.masking != "tube" and config != "scratch" else []
+    return names + (["sincos"] if args.pos_embedding != "learned" else [])
+
+
 def result_path(args: argparse.Namespace, scene: str, config: str) -> Path:
-    return args.results / scene / f"{config}-seed{args.seed}.json"
+    """``<results>/<scene>[/<variant>]/<config>-seed<k>.json``."""
+    folder = args.results / scene / "+".join(variant(args, config))
+    return folder / f"{config}-seed{args.seed}.json"
 
 
 if __name__ == "__main__":
