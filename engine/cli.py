@@ -115,7 +115,11 @@ def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
     g = p.add_argument_group("start from pre-trained branches (`pretrain`)")
-    g.add_argument("--pretrained", type=Path, help="pretraining run folder (its pixel/ and band/)")
+    g.add_argument(
+        "--pretrained",
+        type=Path,
+        help="pretraining run folder (FactoFormer: its pixel/ and band/; maskedsst: its encoder)",
+    )
     g.add_argument(
         "--pretrained-pixel", type=Path, help="pre-trained pixel branch (file or folder)"
     )
