@@ -2,20 +2,27 @@
 
 Every variant pre-trains the paper-sized branch on the unlabelled pixels of the bundled
 Indian Pines scene (10,659 pixels) with the real step (patch cutting, masks, forward,
-backward, Adam) for a fixed time after a warm-up, and extrapolates to one epoch. Then the
-whole recipe (both branches pre-trained, then the paper's 80-epoch fine-tuning) is
-estimated for the paper's pretraining recipe and for the fast default.
+backward, Adam), times each step after a warm-up for a few seconds and extrapolates the
+median step to one epoch. Then the whole recipe (both branches pre-trained for the
+recipe's epochs, then the paper's 80-epoch fine-tuning) is estimated for the paper's
+pretraining recipe and for the fast default.
 
 Variants: ``paper`` (mask-token encoder, batch 32, as the official code), ``stock``
-(the same with PyTorch's own attention-dropout and dropout kernels), ``visible`` (only the
-visible tokens encoded, one decoder block) at batch 32 and 128, and bf16 autocast.
+(the same with PyTorch's own attention-dropout and dropout kernels), mask-token at batch
+128, ``visible`` (only the visible tokens encoded, one decoder block) at batch 32, 128 and
+256, with bf16 autocast, and without dropout.
 
-Usage: python benchmarks/bench_pretraining.py [--seconds 8] [--threads N]
+Wall time is what a user waits on an otherwise idle machine. CPU time (all threads of this
+process) is the work itself; on a busy machine run with ``--threads 1``: the CPU time is
+then the compute of one core, an upper bound for the wall time on two idle cores.
+
+Usage: python benchmarks/bench_pretraining.py [--seconds 8] [--threads N] [--variants ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import replace
@@ -52,31 +59,35 @@ VARIANTS: dict[str, tuple[PretrainingRecipe, Kernels]] = {
     "visible, b128": (replace(VISIBLE, batch_size=128), Kernels()),
     "visible, b128, bf16": (replace(VISIBLE, batch_size=128, bf16=True), Kernels()),
     "visible, b256": (replace(VISIBLE, batch_size=256), Kernels()),
+    "visible, b128, no dropout": (replace(VISIBLE, batch_size=128, drop_rate=0.0), Kernels()),
 }
 WARMUP_STEPS = 3
 MIN_STEPS = 5
 FINE_TUNE_STEPS = 80 * 22  # paper fine-tuning: 80 epochs x ceil(695 / 32) batches
 
 
-def seconds_per_step(step, parameters, seconds: float) -> tuple[float, int]:
-    """Median wall time of one optimiser step over about ``seconds`` after a warm-up.
+def seconds_per_step(step, parameters, seconds: float) -> tuple[float, float, int]:
+    """Median wall and CPU time of one optimiser step over about ``seconds`` after a warm-up.
 
-    The median, not the mean, so that a few steps slowed by other processes on a shared
-    machine do not decide the figure.
+    Medians, not means, so that a few steps slowed by other processes on a shared machine
+    do not decide the figures. CPU time (all threads of this process) shows the work
+    itself when the machine is busy: with one thread it is the step's compute time.
     """
     optimizer = torch.optim.Adam(parameters, lr=5e-4)
-    times: list[float] = []
+    wall: list[float] = []
+    cpu: list[float] = []
     for i in range(WARMUP_STEPS + MIN_STEPS * 100):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         loss = step(i)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if i >= WARMUP_STEPS:
-            times.append(time.perf_counter() - start)
-            if len(times) >= MIN_STEPS and sum(times) >= seconds:
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+            if len(wall) >= MIN_STEPS and sum(wall) >= seconds:
                 break
-    return float(np.median(times)), len(times)
+    return float(np.median(wall)), float(np.median(cpu)), len(wall)
 
 
 def pretraining_step(pixels: PretrainingPixels, branch: str, recipe, kernels):
@@ -118,32 +129,41 @@ def main() -> None:
     scene = load_indian_pines()
     pixels = scene_unlabelled_pixels(scene)
     hw = hardware()
-    print(f"{hw['cpu']}, {hw['torch_threads']} torch threads; {len(pixels)} pretraining pixels")
-    print(f"{'variant':34s} {'branch':6s} {'s/step':>7s} {'steps':>6s} {'s/epoch':>8s}")
+    print(
+        f"{hw['cpu']}, {hw['torch_threads']} torch threads; {len(pixels)} pretraining pixels; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'variant':34s} {'branch':6s} {'s/step':>7s} {'cpu s':>7s} {'steps':>6s} {'s/epoch':>8s}"
+    )
     per_epoch: dict[tuple[str, str], float] = {}
+    cpu_epoch: dict[tuple[str, str], float] = {}
     for name in args.variants or VARIANTS:
         recipe, kernels = VARIANTS[name]
         for branch in ("pixel", "band"):
             step, params = pretraining_step(pixels, branch, recipe, kernels)
-            s, n = seconds_per_step(step, params, args.seconds)
+            s, cpu, n = seconds_per_step(step, params, args.seconds)
             epoch = s * -(-len(pixels) // recipe.batch_size)
             per_epoch[name, branch] = epoch
-            print(f"{name:34s} {branch:6s} {s:7.3f} {n:6d} {epoch:8.1f}", flush=True)
+            cpu_epoch[name, branch] = cpu * -(-len(pixels) // recipe.batch_size)
+            print(f"{name:34s} {branch:6s} {s:7.3f} {cpu:7.3f} {n:6d} {epoch:8.1f}", flush=True)
     step, params = fine_tuning_step(scene)
-    s, n = seconds_per_step(step, params, args.seconds)
-    fine_tune = s * FINE_TUNE_STEPS
-    print(f"{'fine-tuning (paper, b32)':34s} {'both':6s} {s:7.3f} {n:6d} {s * 22:8.1f}")
+    s, cpu, n = seconds_per_step(step, params, args.seconds)
+    tune_wall, tune_cpu = s * FINE_TUNE_STEPS, cpu * FINE_TUNE_STEPS
+    print(f"{'fine-tuning (paper, b32)':34s} {'both':6s} {s:7.3f} {cpu:7.3f} {n:6d} {s * 22:8.1f}")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
     print("\nwhole recipe (pretrain pixel + band, then fine-tune 80 epochs), estimated:")
     for recipe_name, recipe in PRETRAINING_RECIPES.items():
         name = _variant_of(recipe)
         if name is None or (name, "band") not in per_epoch:
             continue
-        pre = recipe.epochs * (per_epoch[name, "pixel"] + per_epoch[name, "band"])
-        print(
-            f"  {recipe_name:6s} recipe ({recipe.epochs} epochs, variant '{name}'): "
-            f"pretraining {pre / 60:.1f} min + fine-tuning {fine_tune / 60:.1f} min = "
-            f"{(pre + fine_tune) / 60:.1f} min"
-        )
+        for what, epochs, tune in (("wall", per_epoch, tune_wall), ("CPU", cpu_epoch, tune_cpu)):
+            pre = recipe.epochs * (epochs[name, "pixel"] + epochs[name, "band"])
+            print(
+                f"  {recipe_name:6s} recipe ({recipe.epochs} epochs, variant '{name}'), {what} "
+                f"time: pretraining {pre / 60:.1f} min + fine-tuning {tune / 60:.1f} min = "
+                f"{(pre + tune) / 60:.1f} min"
+            )
 
 
 def _variant_of(recipe: PretrainingRecipe) -> str | None:

@@ -293,7 +293,7 @@ class PretrainingRecipe:
 PRETRAINING_RECIPES: dict[str, PretrainingRecipe] = {
     "paper": PretrainingRecipe(),
     "fast": PretrainingRecipe(
-        epochs=40, learning_rate=1e-3, batch_size=128, encoder="visible", decoder_depth=1
+        epochs=60, learning_rate=1e-3, batch_size=128, encoder="visible", decoder_depth=1
     ),
 }
 
