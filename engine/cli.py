@@ -170,8 +170,25 @@ def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
     p.add_argument("--probabilities", type=Path, help="optional per-class probability GeoTIFF")
     p.add_argument("--mask", help="optional mask raster (0 = skip pixel), any GDAL name")
     p.add_argument("--batch-size", type=int, default=64, help="patches per ONNX Runtime call")
+    p.add_argument(
+        "--band-matching",
+        choices=("strict", "select", "resample"),
+        default="select",
+        help="strict: the model's bands exactly; select (default): also pick the model's "
+        "wavelengths among more bands; resample: also resample spectrally",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_classify)
+
+    p = sub.add_parser("assess", help="accuracy report of a class map against reference labels")
+    p.add_argument("classmap", help="class raster (e.g. the output of classify)")
+    p.add_argument(
+        "--reference", required=True, help="label raster on the map's grid, or a vector file"
+    )
+    p.add_argument("--class-field", help="class field of a vector reference (values or names)")
+    p.add_argument("--layer", help="layer of a multi-layer vector reference")
+    p.add_argument("--output", type=Path, required=True, help="HTML report (CSV, JSON beside)")
+    p.set_defaults(run=_assess)
 
     p = sub.add_parser("info", help="print what an ONNX model's metadata says")
     p.add_argument("model", type=Path)
@@ -648,4 +665,18 @@ def _info(args: argparse.Namespace) -> int:
             )
     for c in meta.classes:
         print(f"  {c.value:3d} {c.color} {c.name}")
+    return 0
+
+
+def _assess(args: argparse.Namespace) -> int:
+    from .assessment import assess
+    from .assessment_report import write_report
+
+    result = assess(args.classmap, args.reference, args.class_field, args.layer)
+    paths = write_report(result, args.output, [args.classmap, args.reference])
+    print(
+        f"OA {100 * result.overall_accuracy:.2f}  AA {100 * result.average_accuracy:.2f}  "
+        f"kappa {result.kappa:.4f}  ({result.total} reference pixels)"
+    )
+    print("wrote " + ", ".join(str(p) for p in paths))
     return 0
