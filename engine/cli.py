@@ -635,7 +635,9 @@ def _classify(args: argparse.Namespace) -> int:
         mask=args.mask,
         batch_size=args.batch_size,
         feedback=feedback,
+        band_matching=args.band_matching,
     )
+    print(f"bands: {report.band_plan}")
     print(
         f"wrote {report.class_map}: {report.classified_pixels} pixels classified, "
         f"{report.nodata_pixels} no-data, {report.seconds:.1f} s "

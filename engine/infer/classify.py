@@ -12,19 +12,19 @@ from typing import Any
 import numpy as np
 from osgeo import gdal
 
+from ..data.bands import SELECT, BandPlan, plan_bands
 from ..data.files import FileSet, GdalName, dataset_files, style_file
 from ..data.gdal_log import gdal_messages_logged
 from ..data.normalization import PHYSICAL
 from ..data.patches import pad_symmetric
 from ..data.raster import BandInfo, band_info, open_raster, read_window
 from ..errors import (
-    BandMismatchError,
     InferenceError,
     InputDataError,
     OutputError,
     first_line,
 )
-from ..metadata import DENSE, ModelMetadata
+from ..metadata import DENSE
 from ..progress import Feedback, SilentFeedback, check_cancelled, warn
 from . import preflight
 from .inputs import RangeMonitor, open_mask, read_user_mask
@@ -40,7 +40,6 @@ from .predictors import make_predictor
 from .style import paletted_qml, style_class_band
 from .windows import HaloWindow, Window, tile_raster, tile_size_for_budget, with_halo
 
-WAVELENGTH_TOLERANCE_NM = 5.0
 PROBABILITY_NODATA = -1.0
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024
@@ -61,6 +60,7 @@ class ClassificationReport:
     class_counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    band_plan: str = ""
 
     @property
     def pixels_per_second(self) -> float:
@@ -79,53 +79,8 @@ class ClassificationReport:
             "class_counts": self.class_counts,
             "seconds": round(self.seconds, 3),
             "warnings": self.warnings,
+            "band_plan": self.band_plan,
         }
-
-
-def check_bands(meta: ModelMetadata, info: BandInfo, raster_name: str) -> BandInfo:
-    """The raster bands the model reads; refuses a mismatch (count, then wavelengths).
-
-    A model that lists the band numbers it reads (``bands.raster_band_numbers``: bands left
-    out in training because they were flagged bad or empty) gets those bands. Otherwise
-    bands flagged bad (``bbl``) are left out; a raster whose bands match the model only with
-    a bad band included is refused, naming that band.
-    """
-    all_bands, info = info, _model_bands(meta, info, raster_name)
-    if info.count != meta.num_bands:
-        if all_bands.count == meta.num_bands:
-            bad = all_bands.bad.index(True)
-            raise BandMismatchError(
-                f"band {all_bands.numbers[bad]} ({all_bands.names[bad]}) of {raster_name} is "
-                f"flagged bad in its ENVI header (bbl) but model {meta.model_id} needs all "
-                f"{meta.num_bands} bands"
-            )
-        flagged = all_bands.count - info.count
-        raise BandMismatchError(
-            f"model {meta.model_id} expects {meta.num_bands} bands but {raster_name} has "
-            f"{info.count}" + (f" good bands ({flagged} flagged bad in bbl)" if flagged else "")
-        )
-    if meta.wavelengths_nm and info.wavelengths_nm:
-        diff = np.abs(np.asarray(meta.wavelengths_nm) - np.asarray(info.wavelengths_nm))
-        worst = int(diff.argmax())
-        if diff[worst] > WAVELENGTH_TOLERANCE_NM:
-            raise BandMismatchError(
-                f"band {info.numbers[worst]} of {raster_name} is at "
-                f"{info.wavelengths_nm[worst]:.1f} nm but model {meta.model_id} expects "
-                f"{meta.wavelengths_nm[worst]:.1f} nm (tolerance {WAVELENGTH_TOLERANCE_NM:g} nm)"
-            )
-    return info
-
-
-def _model_bands(meta: ModelMetadata, info: BandInfo, raster_name: str) -> BandInfo:
-    """The bands the model's metadata lists by number, else the bands not flagged bad."""
-    if meta.raster_bands is None:
-        return info.good()
-    if info.count != meta.raster_band_count or not set(meta.raster_bands) <= set(info.numbers):
-        raise BandMismatchError(
-            f"model {meta.model_id} reads {meta.num_bands} of the {meta.raster_band_count} "
-            f"bands of its training rasters, but {raster_name} has {info.count} bands"
-        )
-    return info.subset([info.numbers.index(n) for n in meta.raster_bands])
 
 
 class TiledClassifier:
@@ -149,6 +104,8 @@ class TiledClassifier:
         batch_size: patches (tiles, for a dense model) per ONNX Runtime call.
         tile_size: edge in pixels of the windows read; None derives it from ``memory_budget``.
         memory_budget: bytes allowed for one window's float32 blocks.
+        band_matching: ``strict``, ``select`` or ``resample``: how raster bands may become
+            the model's bands (:func:`engine.data.bands.plan_bands`).
     """
 
     def __init__(
@@ -157,8 +114,10 @@ class TiledClassifier:
         batch_size: int = DEFAULT_BATCH_SIZE,
         tile_size: int | None = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        band_matching: str = SELECT,
     ) -> None:
         preflight.check_batch_size(batch_size)
+        self.band_matching = band_matching
         self.model = model
         self.meta = model.metadata
         self.class_type = preflight.class_map_type(self.meta.num_classes, self.meta.model_id)
@@ -199,7 +158,7 @@ class TiledClassifier:
         feedback = feedback or SilentFeedback()
         start = time.monotonic()
         raster = GdalName(os.fspath(raster))  # verbatim: /vsizip//..., NETCDF:"f.nc":v
-        ds, info, mask_ds = self._open(raster, mask)
+        ds, info, plan, mask_ds = self._open(raster, mask)
         width, height = ds.RasterXSize, ds.RasterYSize
         requested = {"class_map": output, "confidence": confidence, "probabilities": probabilities}
         destinations = self._destinations(requested, ds, mask_ds)
@@ -219,7 +178,10 @@ class TiledClassifier:
             self._stage(destinations, ds, staged)
             self._describe_outputs(staged, raster)
             self._warn_if_raw(info, raster.name, feedback, report)
-            counts = self._classify_windows(ds, info, mask_ds, staged, feedback, report, raster)
+            report.band_plan = plan.description
+            counts = self._classify_windows(
+                ds, info, plan, mask_ds, staged, feedback, report, raster
+            )
             self._count(counts, report, raster.name)
             check_cancelled(feedback)
             for name, out in staged.items():
@@ -234,10 +196,12 @@ class TiledClassifier:
 
     def _open(
         self, raster: GdalName, mask: str | os.PathLike[str] | None
-    ) -> tuple[gdal.Dataset, BandInfo, gdal.Dataset | None]:
-        """The raster, the bands the model reads and the mask, checked against the model."""
+    ) -> tuple[gdal.Dataset, BandInfo, BandPlan, gdal.Dataset | None]:
+        """The raster, the bands to read, their plan and the mask, checked against the model."""
         ds = open_raster(raster)
-        info = check_bands(self.meta, band_info(ds), raster.name)
+        bands = band_info(ds)
+        plan = plan_bands(bands, self.meta, raster.name, self.band_matching)
+        info = bands.subset(plan.indices)
         width, height = ds.RasterXSize, ds.RasterYSize
         p = self.meta.patch_size
         if width < p or height < p:
@@ -246,7 +210,7 @@ class TiledClassifier:
                 f"{raster.name} is {width}x{height} pixels; model {self.meta.model_id} needs at "
                 f"least {p}x{p} (its {what})"
             )
-        return ds, info, open_mask(mask, ds) if mask else None
+        return ds, info, plan, open_mask(mask, ds) if mask else None
 
     def _destinations(
         self,
@@ -354,6 +318,7 @@ class TiledClassifier:
         self,
         ds: gdal.Dataset,
         info: BandInfo,
+        plan: BandPlan,
         mask_ds: gdal.Dataset | None,
         staged: dict[str, StagedGeoTiff],
         feedback: Feedback,
@@ -369,7 +334,7 @@ class TiledClassifier:
         for tile in tile_raster(width, height, self.tile_size):
             check_cancelled(feedback)
             window = with_halo(tile, self.halo, width, height)
-            padded, valid = self._read(ds, info, mask_ds, window, monitor)
+            padded, valid = self._read(ds, info, plan, mask_ds, window, monitor)
             logits = None
             if padded is not None:
                 logits = self._predict(padded, valid, tile, (height, width), feedback, done)
@@ -385,6 +350,7 @@ class TiledClassifier:
         self,
         ds: gdal.Dataset,
         info: BandInfo,
+        plan: BandPlan,
         mask_ds: gdal.Dataset | None,
         window: HaloWindow,
         monitor: RangeMonitor,
@@ -393,12 +359,17 @@ class TiledClassifier:
 
         Missing pixels get the fill spectrum in the block; pixels the user mask excludes
         keep their spectra (context) but are not to be classified. The block is None when
-        the window has no pixel to classify.
+        the window has no pixel to classify. A resampling plan's weights apply to the
+        values read (physical ones unless the model's statistics are raw), before
+        normalisation; a pixel missing in any band read is missing.
         """
         tile, read = window.tile, window.read
         block, has_data = read_window(
             ds, info, read.col_off, read.row_off, read.width, read.height, self.physical
         )
+        if plan.weights is not None:
+            with np.errstate(over="ignore", invalid="ignore"):  # missing pixels: filled below
+                block = np.tensordot(plan.weights, block.astype(np.float32), axes=1)
         r0, c0 = tile.row_off - read.row_off, tile.col_off - read.col_off
         core = (slice(r0, r0 + tile.height), slice(c0, c0 + tile.width))
         valid = has_data[core].copy()  # a copy: masked pixels stay context in has_data
@@ -498,9 +469,9 @@ def classify_raster(
     mask: str | os.PathLike[str] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     feedback: Feedback | None = None,
+    band_matching: str = SELECT,
 ) -> ClassificationReport:
     """Classify a raster with an ONNX model file; see :class:`TiledClassifier`."""
     classifier = model if isinstance(model, OnnxClassifier) else OnnxClassifier(model)
-    return TiledClassifier(classifier, batch_size=batch_size).classify(
-        raster, output, confidence, probabilities, mask, feedback
-    )
+    tiled = TiledClassifier(classifier, batch_size=batch_size, band_matching=band_matching)
+    return tiled.classify(raster, output, confidence, probabilities, mask, feedback)

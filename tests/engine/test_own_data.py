@@ -54,7 +54,12 @@ def test_model_reads_the_band_numbers_its_metadata_lists(
     np.testing.assert_array_equal(read_raster(tmp_path / "wide_classes.tif"), expected)
 
     with pytest.raises(BandMismatchError, match="reads 12 of the 14 bands .* has 12 bands"):
-        classify_raster(synthetic_scene_files["raster"], model, tmp_path / "x.tif")
+        classify_raster(
+            synthetic_scene_files["raster"], model, tmp_path / "x.tif", band_matching="strict"
+        )
+    # by wavelength (band matching select, the default) the 12 bands are the model's bands
+    classify_raster(synthetic_scene_files["raster"], model, tmp_path / "x.tif")
+    np.testing.assert_array_equal(read_raster(tmp_path / "x.tif"), expected)
     bad = _with_band_list(tiny_model.onnx, tmp_path / "bad.onnx", numbers[::-1], 14)
     with pytest.raises(ModelMetadataError, match="increasing numbers in 1..14"):
         OnnxClassifier(bad)
