@@ -147,12 +147,13 @@ def assess(
     class_map: str | os.PathLike[str],
     reference: str | os.PathLike[str],
     class_field: str | None = None,
-    layer: str | None = None,
+    layer: str | int | None = None,
 ) -> Assessment:
     """Assess ``class_map`` against a label raster, or a vector file when ``class_field``.
 
-    A vector reference (any OGR source; ``layer`` names one of its layers) is rasterised
+    A vector reference (any OGR source) is rasterised
     onto the map's grid (pixel centres inside polygons, the pixel under each point).
+    ``layer`` names (or, as an int, numbers) one of its layers; default the first.
     """
     map_ds = open_raster(class_map)
     map_ds.GetGeoTransform()  # GDAL 3.6 GTiff loads the .aux.xml (category names) lazily
@@ -269,7 +270,7 @@ def _check_same_grid(map_ds: gdal.Dataset, ref_ds: gdal.Dataset, name: str) -> N
 def _rasterise(
     source: str | os.PathLike[str],
     field: str,
-    layer_name: str | None,
+    layer_name: str | int | None,
     map_ds: gdal.Dataset,
     names: dict[int, str],
 ) -> gdal.Dataset:
@@ -282,7 +283,8 @@ def _rasterise(
     if vector is None:
         raise InputDataError(f"cannot open {Path(path).name} as a vector layer")
     try:
-        layer = vector.GetLayerByName(layer_name) if layer_name else vector.GetLayer(0)
+        by_index = not isinstance(layer_name, str)
+        layer = vector.GetLayer(layer_name or 0) if by_index else vector.GetLayerByName(layer_name)
     except RuntimeError:
         layer = None
     if layer is None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .algorithms.assess import AssessAlgorithm
 from .algorithms.classify import ClassifyAlgorithm
 
 ICON = Path(__file__).resolve().parent / "icons" / "factoformer.svg"
@@ -29,6 +30,7 @@ class FactoFormerProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self) -> None:  # noqa: N802
         self.addAlgorithm(ClassifyAlgorithm())
+        self.addAlgorithm(AssessAlgorithm())
 
     def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802
         return ["tif"]
