@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from helpers import BUNDLED_SCENE, BUNDLED_TEST, read_raster
 from osgeo import gdal, ogr
