@@ -22,6 +22,7 @@ from qgis.core import (
 from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -37,26 +38,26 @@ ALGORITHM_ID = "factoformer:classify"
 WARNING_PREFIX = "Warning: "  # how the algorithm logs the engine's warnings
 
 
-def _band_problem(layer: QgsRasterLayer, meta) -> str | None:
-    """Why the layer's bands do not fit the model, or None.
+def _band_plan(layer: QgsRasterLayer, meta, matching: str) -> tuple[str, str | None]:
+    """What the engine will do with the layer's bands, and why they do not fit, or None.
 
-    A GDAL layer is checked as the engine will read it (alpha bands and ENVI bad bands
-    left out, wavelengths compared); other layers by band count.
+    A GDAL layer is planned as the engine will read it (alpha bands and ENVI bad bands
+    left out, wavelengths matched as ``matching`` allows); other layers by band count.
     """
     if layer.providerType() == "gdal":
+        from .engine.data.bands import plan_bands
         from .engine.data.raster import band_info, open_raster
         from .engine.errors import EngineError
-        from .engine.infer.classify import check_bands
 
         try:
             source = layer.source()
-            check_bands(meta, band_info(open_raster(source)), Path(source).name)
+            plan = plan_bands(band_info(open_raster(source)), meta, Path(source).name, matching)
         except EngineError as exc:
-            return str(exc)
-        return None
+            return "", str(exc)
+        return plan.description.capitalize() + ".", None
     if layer.bandCount() != meta.num_bands:
-        return f"The layer has {layer.bandCount()} bands; this model needs {meta.num_bands}."
-    return None
+        return "", f"The layer has {layer.bandCount()} bands; this model needs {meta.num_bands}."
+    return "", None
 
 
 class ClassifyDock(QgsDockWidget):
@@ -76,6 +77,13 @@ class ClassifyDock(QgsDockWidget):
         self.model_widget = QgsFileWidget()
         self.model_widget.setFilter("ONNX models (*.onnx)")
         self.model_widget.setFilePath(str(SHIPPED_MODEL))
+        self.matching_combo = QComboBox()
+        self.matching_combo.addItems(["strict", "select", "resample"])  # the algorithm's order
+        self.matching_combo.setCurrentIndex(1)
+        self.matching_combo.setToolTip(
+            "strict: the model's bands exactly; select: pick the model's wavelengths among "
+            "more bands; resample: also resample the spectrum"
+        )
         self.model_info = QLabel()
         self.model_info.setWordWrap(True)
         self.output_widget = QgsFileWidget()
@@ -94,6 +102,7 @@ class ClassifyDock(QgsDockWidget):
         form = QFormLayout()
         form.addRow("Raster", self.layer_combo)
         form.addRow("Model", self.model_widget)
+        form.addRow("Band matching", self.matching_combo)
         form.addRow("", self.model_info)
         form.addRow("Class map", self.output_widget)
         form.addRow("", self.confidence_check)
@@ -112,6 +121,7 @@ class ClassifyDock(QgsDockWidget):
 
         self.layer_combo.layerChanged.connect(self.check_inputs)
         self.model_widget.fileChanged.connect(self.check_inputs)
+        self.matching_combo.currentIndexChanged.connect(self.check_inputs)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
         self.check_inputs()
@@ -139,12 +149,14 @@ class ClassifyDock(QgsDockWidget):
             accuracy = f", test OA {100 * test['overall_accuracy']:.1f} %" if test else ""
             text = f"{meta.model_id}: {meta.num_bands} bands, {meta.num_classes} classes{accuracy}"
             layer = self.layer_combo.currentLayer()
-            problem = _band_problem(layer, meta) if layer is not None else None
+            matching = self.matching_combo.currentText()
+            plan, problem = _band_plan(layer, meta, matching) if layer else ("", None)
             if layer is None:
                 text += "<br>Add a raster layer to the project to classify it."
             elif problem:
                 text += f"<br><span style='color:#c0392b'>{problem}</span>"
             else:
+                text += f"<br>{plan}" if plan else ""
                 ok = True
             self.model_info.setText(text)
         self.run_button.setEnabled(ok and self.task is None)
@@ -158,6 +170,7 @@ class ClassifyDock(QgsDockWidget):
         params = {
             "INPUT": layer.source(),
             "MODEL": self.model_widget.filePath(),
+            "BAND_MATCHING": self.matching_combo.currentIndex(),
             "OUTPUT": self.output_widget.filePath() or "TEMPORARY_OUTPUT",
             "CONFIDENCE": "TEMPORARY_OUTPUT" if self.confidence_check.isChecked() else None,
         }

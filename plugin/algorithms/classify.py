@@ -19,6 +19,7 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -31,16 +32,21 @@ from ..engine.data.files import is_virtual, short_name
 
 HELP = {
     "INPUT": "Hyperspectral raster to classify (GeoTIFF, ENVI, VRT, ... read through GDAL). "
-    "Its band count (and wavelengths, when both the raster and the model know them) must "
-    "match the model; alpha bands and bands flagged bad in an ENVI header (bbl) are left "
-    "out. Values are read as physical values (value x scale + offset when the bands carry a "
-    "GDAL scale/offset). Pixels whose data is missing (no-data in any band, NaN or infinite, "
-    "0 in a GDAL mask or alpha band) get class 0 and are filled inside their neighbours' "
-    "patches.",
+    "Its bands must fit the model's (see Band matching); alpha bands and bands flagged bad "
+    "in an ENVI header (bbl) are left out. Values are read as physical values (value x "
+    "scale + offset when the bands carry a GDAL scale/offset). Pixels whose data is missing "
+    "(no-data in any band, NaN or infinite, 0 in a GDAL mask or alpha band) get class 0 "
+    "and are filled inside their neighbours' patches.",
     "MODEL": "ONNX model exported by this plugin's engine (FactoFormer, MaskedSST, 3D-CNN, "
     "random forest, SVM). Its metadata holds the band list, normalisation, patch or tile size "
     "and class table. Default: the shipped Indian Pines "
     "model (AVIRIS, 200 bands, 16 classes).",
+    "BAND_MATCHING": "How the raster's bands become the model's bands. strict: the model's "
+    "bands exactly (count, and wavelengths within 5 nm when both know them). select "
+    "(default): also picks the model's wavelengths among more bands (e.g. 200 of 224). "
+    "resample: also resamples the spectrum when the raster covers the model's range "
+    "(Gaussian response from the model's FWHM, else linear interpolation; bad bands "
+    "excluded). Without wavelengths on either side, the band count must match.",
     "MASK": "Optional one-band raster on the raster's grid: pixels where it is 0 or no-data "
     "are not classified (class 0), but their real values stay as context for their "
     "neighbours, so masking never changes another pixel's class.",
@@ -97,6 +103,8 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
     CONFIDENCE = "CONFIDENCE"
     PROBABILITIES = "PROBABILITIES"
     BATCH_SIZE = "BATCH_SIZE"
+    BAND_MATCHING = "BAND_MATCHING"
+    MATCHING_OPTIONS = ("strict", "select", "resample")
 
     def createInstance(self) -> ClassifyAlgorithm:  # noqa: N802
         return ClassifyAlgorithm()
@@ -131,6 +139,12 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
                 extension="onnx",
                 defaultValue=str(SHIPPED_MODEL),
                 optional=True,
+            ),
+            QgsProcessingParameterEnum(
+                self.BAND_MATCHING,
+                "Band matching",
+                options=list(self.MATCHING_OPTIONS),
+                defaultValue=1,
             ),
             QgsProcessingParameterRasterLayer(self.MASK, "Mask (0 = skip)", optional=True),
             QgsProcessingParameterRasterDestination(self.OUTPUT, "Class map"),
@@ -197,6 +211,9 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
         confidence = self._optional_output(parameters, self.CONFIDENCE, context)
         probabilities = self._optional_output(parameters, self.PROBABILITIES, context)
         batch_size = self.parameterAsInt(parameters, self.BATCH_SIZE, context)
+        matching = self.MATCHING_OPTIONS[
+            self.parameterAsEnum(parameters, self.BAND_MATCHING, context)
+        ]
 
         try:
             model = OnnxClassifier(model_path)
@@ -204,7 +221,8 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
                 f"Model {model.metadata.model_id} v{model.metadata.model_version}: "
                 f"{model.metadata.num_bands} bands, {model.metadata.num_classes} classes"
             )
-            report = TiledClassifier(model, batch_size=batch_size).classify(
+            classifier = TiledClassifier(model, batch_size=batch_size, band_matching=matching)
+            report = classifier.classify(
                 raster,
                 output,
                 confidence=confidence,
@@ -221,6 +239,7 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
                 f"FactoFormer failed: {first_line(exc)} ({type(exc).__name__})"
             ) from None
 
+        feedback.pushInfo(f"Bands: {report.band_plan}")
         feedback.pushInfo(
             f"Classified {report.classified_pixels} pixels ({report.nodata_pixels} no-data) in "
             f"{report.seconds:.1f} s ({report.pixels_per_second:.0f} pixels/s)"
