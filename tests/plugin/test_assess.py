@@ -58,7 +58,7 @@ def test_label_raster_report_equals_engine_metrics(crop, run, tmp_path):
     assert results["OUTPUT"] == str(out)
     figures = json.loads(out.with_suffix(".json").read_text())
     assert figures["overall_accuracy"] == metrics.overall_accuracy
-    assert figures["pixel_area_ha"] is None or figures["pixel_area_ha"] > 0
+    assert figures["pixel_area_ha"] is None and figures["area_note"] == "not projected"
     assert "Corn" in out.read_text() and out.with_suffix(".csv").exists()
 
 

@@ -229,3 +229,26 @@ def test_dense_tile_model_runs_unchanged(qgis_env, tmp_path):
     assert np.array_equal(read_raster(out), read_raster(engine_out))
     assert np.allclose(read_raster(prob), read_raster(engine_prob), atol=1e-6)
     assert out.with_suffix(".qml").exists()
+
+
+def test_assess_returns_oa_in_json(qgis_env, tmp_path):
+    """factoformer:assess of a classified crop against its test labels, as a script runs it."""
+    from helpers import BUNDLED_TEST, SHIPPED_MODEL
+
+    from engine.infer.classify import classify_raster
+    from engine.metrics import classification_metrics
+
+    scene, labels, classes = (tmp_path / n for n in ("scene.tif", "labels.tif", "classes.tif"))
+    gdal.Translate(str(scene), str(BUNDLED_SCENE), srcWin=[32, 80, 24, 24])
+    gdal.Translate(str(labels), str(BUNDLED_TEST), srcWin=[32, 80, 24, 24])
+    classify_raster(scene, SHIPPED_MODEL, classes)
+    out = tmp_path / "report.html"
+    proc = _qgis_process(
+        qgis_env, "--json", "run", "factoformer:assess", "--",
+        f"INPUT={classes}", f"REFERENCE={labels}", f"OUTPUT={out}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(proc.stdout)["results"]
+    expected = classification_metrics(read_raster(labels), read_raster(classes), 16)
+    assert results["OA"] == pytest.approx(expected.overall_accuracy, abs=1e-12)
+    assert out.exists() and out.with_suffix(".json").exists()
