@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REPO, edit_model_metadata, read_raster, write_raster
+from linear_model import band1_values, write_linear_model
 
 from engine.data.bands import plan_bands
 from engine.data.raster import BandInfo
 from engine.errors import BandMismatchError
 from engine.infer.classify import classify_raster
-from tests.helpers import edit_model_metadata, read_raster, write_raster
-from tests.linear_model import band1_values, write_linear_model
 
 
 @dataclass
@@ -154,9 +156,10 @@ def test_raster_with_extra_bands_classifies_like_its_band_subset(enmap_model, tm
     np.testing.assert_array_equal(read_raster(tmp_path / "a.tif"), expected)
 
 
-def test_raster_at_another_sampling_is_resampled(enmap_model, tmp_path):
-    grid = [440.0 + 20 * i for i in range(7)]  # 440 .. 560 nm
-    classes = _classes()
+def _coarse_raster(path: Path, classes: np.ndarray) -> Path:
+    """Bands at 440 .. 560 nm (20 nm apart) that, resampled to 452.3 nm, give the values
+    of ``classes``; no-data at (0, 0) in the 480 nm band and at (1, 1) in the 500 nm band."""
+    grid = [440.0 + 20 * i for i in range(7)]
     value = band1_values(classes, CLASSES)
     cube = np.full((7, *classes.shape), 0.25, dtype=np.float32)
     # 452.3 nm = 0.385 * (440 nm) + 0.615 * (460 nm): together they give ``value``
@@ -164,7 +167,12 @@ def test_raster_at_another_sampling_is_resampled(enmap_model, tmp_path):
     cube[1] = value + 0.1
     cube[2, 0, 0] = -9999  # no-data in a band that gets no weight: the pixel is classified
     cube[3, 1, 1] = -9999  # no-data in a band that weighs: the pixel is missing
-    raster = write_raster(tmp_path / "coarse.tif", cube, nodata=-9999, wavelengths_nm=grid)
+    return write_raster(path, cube, nodata=-9999, wavelengths_nm=grid)
+
+
+def test_raster_at_another_sampling_is_resampled(enmap_model, tmp_path):
+    classes = _classes()
+    raster = _coarse_raster(tmp_path / "coarse.tif", classes)
     with pytest.raises(BandMismatchError, match=r"452.3, 549.6 nm; band matching 'resample'"):
         classify_raster(raster, enmap_model, tmp_path / "no.tif")
     report = classify_raster(raster, enmap_model, tmp_path / "map.tif", band_matching="resample")
@@ -185,3 +193,17 @@ def test_raster_without_wavelengths_works_by_band_count(enmap_model, tmp_path):
     four = write_raster(tmp_path / "four.tif", np.concatenate([cube, cube[:1]]))
     with pytest.raises(BandMismatchError, match="expects 3 bands but four.tif has 4"):
         classify_raster(four, enmap_model, tmp_path / "no.tif")
+
+
+def test_cli_band_matching(enmap_model, tmp_path):
+    raster = _coarse_raster(tmp_path / "coarse.tif", _classes())
+    out = tmp_path / "map.tif"
+    args = [sys.executable, "-m", "engine", "classify", raster, "--model", enmap_model]
+    args += ["--output", out, "--quiet"]
+    refused = subprocess.run(list(map(str, args)), capture_output=True, text=True, cwd=REPO)
+    assert refused.returncode == 2 and not out.exists()
+    assert refused.stderr.strip().count("\n") == 0 and "452.3, 549.6 nm" in refused.stderr
+    args += ["--band-matching", "resample"]
+    done = subprocess.run(list(map(str, args)), capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert "bands: resamples 7 → 3 bands" in done.stdout and out.exists()
