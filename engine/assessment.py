@@ -118,9 +118,9 @@ class Assessment:
 
     @property
     def f1(self) -> np.ndarray:
-        ua, pa = self.users_accuracy, self.producers_accuracy
+        """Harmonic mean of UA and PA, i.e. 2 n_ii / (map total + reference total)."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(ua + pa == 0, 0.0, 2 * ua * pa / (ua + pa))  # NaN stays NaN
+            return 2 * np.diag(self.counts) / (self.counts.sum(axis=1) + self.reference_total)
 
     @property
     def average_accuracy(self) -> float:
@@ -319,6 +319,8 @@ def _class_value(raw: object, field: str, by_name: dict[str, int]) -> int:
     """The class value of one feature: an integer as is, a text name via the map's names."""
     if isinstance(raw, str):
         value = by_name.get(raw.strip().casefold())
+        if value is None and raw.strip().isdigit():  # a number stored as text
+            return _class_value(int(raw), field, by_name)
         if value is None:
             known = ", ".join(sorted(by_name)) or "none: the class map has no class names"
             raise InputDataError(

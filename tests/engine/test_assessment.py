@@ -193,6 +193,31 @@ def test_vector_reference_with_values_or_names(tmp_path):
         assess(map_path, numbers, "kind")
 
 
+def test_points_in_another_crs_and_numbers_as_text(tmp_path):
+    """Points in WGS 84 land in the pixel under them; "2" in a text field is class 2."""
+    map_path, ref_path, _, reference = _hand_case(tmp_path)
+    utm, wgs84 = osr.SpatialReference(), osr.SpatialReference()
+    utm.ImportFromEPSG(32633)
+    wgs84.ImportFromEPSG(4326)
+    wgs84.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    to_wgs84 = osr.CoordinateTransformation(utm, wgs84)
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp_path / "p.gpkg"))
+    layer = ds.CreateLayer("points", wgs84, ogr.wkbPoint)
+    layer.CreateField(ogr.FieldDefn("cls", ogr.OFTString))
+    x0, dx, _, y0, _, dy = GEOTRANSFORM
+    for r, c in zip(*np.nonzero(reference), strict=True):
+        point = ogr.Geometry(ogr.wkbPoint)
+        point.AddPoint_2D(x0 + (c + 0.5) * dx, y0 + (r + 0.5) * dy)
+        point.Transform(to_wgs84)
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetField("cls", str(int(reference[r, c])))
+        feature.SetGeometry(point)
+        layer.CreateFeature(feature)
+    ds = None
+    points = assess(map_path, tmp_path / "p.gpkg", "cls")
+    assert points.counts.tolist() == assess(map_path, ref_path).counts.tolist()
+
+
 def test_cli_writes_the_report(tmp_path):
     map_path, ref_path, _, _ = _hand_case(tmp_path)
     out = tmp_path / "report.html"
