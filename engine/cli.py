@@ -1,4 +1,4 @@
-"""Command line: ``python -m engine {train,pretrain,evaluate,export,classify,info}``."""
+"""Command line: ``python -m engine {train,pretrain,evaluate,export,classify,assess,info}``."""
 
 from __future__ import annotations
 
