@@ -46,6 +46,8 @@ def test_zip_holds_plugin_engine_and_shipped_model(plugin_zip):
         "provider.py",
         "dock.py",
         "algorithms/classify.py",
+        "algorithms/assess.py",
+        "engine/assessment.py",
         "engine/infer/classify.py",
         "engine/metadata.py",
         "models/factoformer_indian_pines.onnx",
