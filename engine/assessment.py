@@ -40,6 +40,7 @@ class StratifiedEstimate:
     users_accuracy: np.ndarray
     users_accuracy_ci: np.ndarray
     producers_accuracy: np.ndarray
+    producers_accuracy_ci: np.ndarray
     area_proportion: np.ndarray
     area_proportion_ci: np.ndarray
 
@@ -61,7 +62,11 @@ def stratified_estimate(counts: np.ndarray, mapped: np.ndarray) -> StratifiedEst
         ua_var = np.where(sampled, np.diag(var_term), np.nan)
         pa = np.diag(p) / p.sum(axis=0)
     oa_var = float(np.nansum(weights**2 * ua_var))  # eq. 5
-    area_var = (weights[:, None] ** 2 * var_term).sum(axis=0)  # eq. 10
+    cell_var = weights[:, None] ** 2 * var_term  # W_i^2 s_ij (1 - s_ij) / (n_i. - 1)
+    area_var = cell_var.sum(axis=0)  # eq. 10
+    own = np.diag(cell_var)
+    with np.errstate(invalid="ignore", divide="ignore"):  # eq. 7, with W_i for N_i.
+        pa_var = ((1 - pa) ** 2 * own + pa**2 * (area_var - own)) / p.sum(axis=0) ** 2
     return StratifiedEstimate(
         proportions=p,
         overall_accuracy=float(np.trace(p)),
@@ -69,6 +74,7 @@ def stratified_estimate(counts: np.ndarray, mapped: np.ndarray) -> StratifiedEst
         users_accuracy=ua,
         users_accuracy_ci=Z95 * np.sqrt(ua_var),
         producers_accuracy=pa,
+        producers_accuracy_ci=Z95 * np.sqrt(pa_var),
         area_proportion=p.sum(axis=0),
         area_proportion_ci=Z95 * np.sqrt(area_var),
     )

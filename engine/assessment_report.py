@@ -61,6 +61,7 @@ def to_dict(a: Assessment) -> dict[str, Any]:
                 "adjusted_users_accuracy": _num(s.users_accuracy[i]),
                 "adjusted_users_accuracy_ci95": _num(s.users_accuracy_ci[i]),
                 "adjusted_producers_accuracy": _num(s.producers_accuracy[i]),
+                "adjusted_producers_accuracy_ci95": _num(s.producers_accuracy_ci[i]),
                 f"estimated_area_{area_unit}": _num(s.area_proportion[i] * scale),
                 f"estimated_area_ci95_{area_unit}": _num(s.area_proportion_ci[i] * scale),
             }
@@ -214,7 +215,7 @@ def _per_class(a: Assessment) -> str:
                 _pct(a.f1[i]),
                 f"{float(mapped[i]):,.1f}",
                 f"{_pct(s.users_accuracy[i])} ± {_pct(s.users_accuracy_ci[i])}",
-                _pct(s.producers_accuracy[i]),
+                f"{_pct(s.producers_accuracy[i])} ± {_pct(s.producers_accuracy_ci[i])}",
                 "–" if math.isnan(area) else f"{area:,.1f} ± {ci:,.1f}",
             ]
         )

@@ -86,11 +86,13 @@ def test_olofsson_2014_worked_example():
     mapped = np.array([200_000, 150_000, 3_200_000, 6_450_000])
     s = stratified_estimate(counts, mapped)
     hectares = mapped.sum() * 0.09
-    # published: deforestation 21,158 ha +- 6,158 ha; OA 0.95; its UA 0.88 and PA 0.75
+    # published: deforestation 21,158 ha +- 6,158 ha, UA 0.88 +- 0.07, PA 0.75 +- 0.21; OA 0.95
     assert s.area_proportion[0] * hectares == pytest.approx(21_158, abs=1)
     assert s.area_proportion_ci[0] * hectares == pytest.approx(6_158, abs=1)
     assert round(s.overall_accuracy, 2) == 0.95
-    assert round(s.users_accuracy[0], 2) == 0.88 and round(s.producers_accuracy[0], 2) == 0.75
+    assert round(s.users_accuracy[0], 2) == 0.88 and round(s.users_accuracy_ci[0], 2) == 0.07
+    assert round(s.producers_accuracy[0], 2) == 0.75
+    assert round(s.producers_accuracy_ci[0], 2) == 0.21
     # the same by hand: W = (0.02, 0.015, 0.32, 0.645)
     p_11, p_21, p_31, p_41 = 0.02 * 66 / 75, 0.0, 0.32 * 1 / 165, 0.645 * 2 / 325
     assert s.producers_accuracy[0] == pytest.approx(p_11 / (p_11 + p_21 + p_31 + p_41))
@@ -106,6 +108,13 @@ def test_olofsson_2014_worked_example():
         ]
     )
     assert s.overall_accuracy_ci == pytest.approx(1.96 * var_oa**0.5, rel=1e-4)
+    # eq. 7 for the PA of deforestation, mapped pixel counts N_i. for the weights
+    n_j = p_11 + p_21 + p_31 + p_41  # estimated deforestation proportion
+    pa = p_11 / n_j
+    own = 0.02**2 * (66 / 75) * (9 / 75) / 74
+    others = 0.32**2 * (1 / 165) * (164 / 165) / 164 + 0.645**2 * (2 / 325) * (323 / 325) / 324
+    var_pa = ((1 - pa) ** 2 * own + pa**2 * others) / n_j**2
+    assert s.producers_accuracy_ci[0] == pytest.approx(1.96 * var_pa**0.5, rel=1e-4)
 
 
 def test_reports_are_complete_and_self_contained(tmp_path):
