@@ -60,7 +60,7 @@ def plan_bands(
         return _identity(raster, model, raster_name)
     except BandMismatchError as exc:
         both = model.wavelengths_nm is not None and raster.wavelengths_nm is not None
-        if mode == STRICT or not both:
+        if mode == STRICT or not both or not any(not bad for bad in raster.bad):
             raise
         mismatch = str(exc) if raster.good().count == model.num_bands else None
     good = [i for i, bad in enumerate(raster.bad) if not bad]

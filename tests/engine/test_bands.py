@@ -109,6 +109,8 @@ def test_bad_band_never_gets_weight():
     assert 1 not in plan.indices and 2 not in plan.indices
     row = dict(zip(plan.indices, plan.weights[0], strict=True))
     assert row == pytest.approx({0: 2 / 3, 3: 1 / 3, 6: 0.0})  # 410: from 400 and 430 nm
+    with pytest.raises(BandMismatchError, match="has 0 good bands"):
+        plan_bands(_raster(GRID, bad=set(range(10))), _Model((410.0,)), "r.tif", "resample")
     gauss = plan_bands(raster, _Model((415.5, 445.0), fwhm_nm=(20.0, 20.0)), "r.tif", "resample")
     assert gauss.kind == "resample"
     assert 1 not in gauss.indices and 2 not in gauss.indices
