@@ -263,8 +263,11 @@ class PretrainingRecipe:
     bf16: bool = False
 
     def __post_init__(self) -> None:
-        choices = {"masks": ("fixed", "redrawn"), "loss": ("all", "masked")}
-        choices["encoder"] = ("mask-token", "visible")
+        choices = {
+            "masks": ("fixed", "redrawn"),
+            "loss": ("all", "masked"),
+            "encoder": ("mask-token", "visible"),
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}")

@@ -37,6 +37,7 @@ from engine.config import (  # noqa: E402
     PAPER_RECIPES,
     PRETRAINING_RECIPES,
     PretrainingRecipe,
+    TrainingRecipe,
     paper_encoder,
 )
 from engine.data.scenes import Scene, load_indian_pines  # noqa: E402
@@ -62,13 +63,17 @@ def main() -> None:
     evaluated = validation_scene(scene, args) if args.validation else scene
     results = args.results / ("validation" if args.validation else "")
     runs = args.runs / f"{variant}-seed{args.seed}"
-    pending = [c for c in args.configs if not result_path(results, variant, c, args.seed).exists()]
+    fine_tune = replace(PAPER_RECIPES["indian_pines"], seed=args.seed, max_steps=args.max_steps)
+    pending = [
+        c
+        for c in args.configs
+        if not done(result_path(results, variant, c, args.seed), fine_tune, recipe)
+    ]
     if not pending:
         print(f"all results for seed {args.seed} ({variant}, {mode}) exist; nothing to do")
         return
     needed = sorted({b for c in pending for b in CONFIGS[c]}, key=BRANCHES.index)
     branches = {b: pretrained_branch(scene, b, recipe, runs, args) for b in needed}
-    fine_tune = replace(PAPER_RECIPES["indian_pines"], seed=args.seed, max_steps=args.max_steps)
     for config in pending:
         used = [branches[b] for b in CONFIGS[config]]
         out = runs / f"finetune-{config}{'-validation' if args.validation else ''}"
@@ -163,12 +168,36 @@ def validation_scene(scene: Scene, args: argparse.Namespace) -> Scene:
     return replace(scene, train_labels=train, test_labels=validation, split=split)
 
 
+def done(path: Path, fine_tune: TrainingRecipe, recipe: PretrainingRecipe) -> bool:
+    """True when ``path`` holds a result of these recipes; refuse one of other recipes."""
+    if not path.exists():
+        return False
+    r = json.loads(path.read_text())
+    same = same_recipe(r["fine_tuning_recipe"], fine_tune) and (
+        r["pretraining_recipe"] is None or same_recipe(r["pretraining_recipe"], recipe)
+    )
+    if not same:
+        raise SystemExit(f"error: {path} was made with other recipes; use another --results")
+    return True
+
+
+def same_recipe(stored: dict, recipe: TrainingRecipe | PretrainingRecipe) -> bool:
+    """``stored`` is ``recipe``, allowing fields added since that left their defaults."""
+    current, defaults = recipe.to_dict(), type(recipe)().to_dict()
+    return set(stored) <= set(current) and all(
+        stored[k] == v if k in stored else v == defaults[k] for k, v in current.items()
+    )
+
+
 def pretrained_branch(
     scene: Scene, branch: str, recipe: PretrainingRecipe, runs: Path, args: argparse.Namespace
 ) -> PretrainedBranch:
     """The branch pre-trained in ``runs`` (resuming or starting it when it is not done)."""
     if (runs / branch / ENCODER_NAME).exists():
-        return load_branch(runs, branch)
+        pretrained = load_branch(runs, branch)
+        if not same_recipe(pretrained.provenance["recipe"], recipe):
+            raise SystemExit(f"error: {runs / branch} was made with another recipe; use --runs")
+        return pretrained
     print(f"pretraining the {branch} branch (seed {args.seed})", file=sys.stderr)
     pixels = scene_unlabelled_pixels(scene)
     config = paper_encoder(pixels.num_bands, branch, pixels.patch_size)
