@@ -225,7 +225,7 @@ def test_cli_pretrain_then_train_pretrained_then_export(synthetic_scene_files, t
     pre = tmp_path / "pre"
     proc = _cli(
         "pretrain", "--raster", str(files["raster"]), "--branch", "both", "--output-dir",
-        str(pre), "--epochs", "1", "--max-steps", "2", "--quiet",
+        str(pre), "--epochs", "1", "--max-steps", "2", "--threads", "1", "--quiet",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "pixel branch: 2 steps" in proc.stdout and "band branch: 2 steps" in proc.stdout
@@ -234,7 +234,7 @@ def test_cli_pretrain_then_train_pretrained_then_export(synthetic_scene_files, t
     proc = _cli(
         "train", "--raster", str(files["raster"]), "--train-labels", str(files["train"]),
         "--test-labels", str(files["test"]), "--pretrained", str(pre), "--epochs", "1",
-        "--max-steps", "2", "--output-dir", str(run), "--quiet",
+        "--max-steps", "2", "--output-dir", str(run), "--threads", "1", "--quiet",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     record = load_checkpoint(run).training["pretraining"]
