@@ -169,7 +169,12 @@ def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
     p.add_argument("--confidence", type=Path, help="optional confidence GeoTIFF")
     p.add_argument("--probabilities", type=Path, help="optional per-class probability GeoTIFF")
     p.add_argument("--mask", help="optional mask raster (0 = skip pixel), any GDAL name")
-    p.add_argument("--batch-size", type=int, default=64, help="patches per ONNX Runtime call")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="pixels predicted per ONNX Runtime call: patches, or 8x8 tiles of 64 (MaskedSST)",
+    )
     p.add_argument(
         "--band-matching",
         choices=("strict", "select", "resample"),

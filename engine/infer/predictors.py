@@ -15,7 +15,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..data.patches import PatchExtractor
-from ..metadata import CENTRE, DENSE
+from ..metadata import DENSE
 from .model import OnnxClassifier
 
 Progress = Callable[[float], None]  # fraction of the window done; may raise CancelledError
@@ -124,7 +124,8 @@ class DenseTilePredictor:
     the window layout. Tiles without a pixel to predict are skipped.
 
     Args:
-        model: ONNX model with (batch, bands, T, T) -> (batch, classes, T, T).
+        model: ONNX model with (batch, bands, T, T) -> (batch, classes, T, T); or any
+            object with its ``metadata`` (``tile_size``, ``num_classes``) and ``map_logits``.
         batch_size: tiles per ONNX Runtime call.
         stride: tile step in pixels; None: ``max(1, T // 2)``.
     """
@@ -209,12 +210,16 @@ def _stack(windows: np.ndarray, starts: list[tuple[int, int]]) -> np.ndarray:
     return np.ascontiguousarray(tiles.transpose(1, 0, 2, 3), dtype=np.float32)
 
 
-PREDICTORS: dict[str, Callable[[OnnxClassifier, int], Predictor]] = {
-    CENTRE: CentrePixelPredictor,
-    DENSE: DenseTilePredictor,
-}
-
-
 def make_predictor(model: OnnxClassifier, batch_size: int) -> Predictor:
-    """The predictor for the model's ``prediction`` mode (metadata)."""
-    return PREDICTORS[model.metadata.prediction](model, batch_size)
+    """The predictor for the model's ``prediction`` mode (metadata).
+
+    ``batch_size`` counts the pixels predicted per ONNX Runtime call: one per patch of a
+    centre-pixel model, T² per tile of a dense model (at least one tile per call). An 8 x 8
+    MaskedSST tile needs tens of MB of ONNX Runtime working memory, as much as dozens of
+    FactoFormer patches, so the default of 64 gives both kinds a similar footprint per
+    call; on CPU, larger batches of tiles were not faster.
+    """
+    meta = model.metadata
+    if meta.prediction == DENSE:
+        return DenseTilePredictor(model, max(1, batch_size // meta.tile_size**2))
+    return CentrePixelPredictor(model, batch_size)

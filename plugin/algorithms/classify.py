@@ -56,8 +56,8 @@ HELP = {
     "(-1 = no-data).",
     "PROBABILITIES": "Optional Float32 raster with one band per class (band descriptions = "
     "class names), each the class probability (-1 = no-data).",
-    "BATCH_SIZE": "Patches (tiles, for a dense model such as MaskedSST) sent to ONNX Runtime per "
-    "call. Larger batches are slightly faster "
+    "BATCH_SIZE": "Pixels predicted per ONNX Runtime call: one patch each, or for a dense model "
+    "(MaskedSST) one 8x8 tile per 64 (at least one tile). Larger batches are slightly faster "
     "and need more memory (about 0.2 MB per patch for a 200-band model).",
 }
 

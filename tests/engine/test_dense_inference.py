@@ -127,6 +127,9 @@ def test_metadata_says_dense_and_the_engine_picks_the_tile_predictor(dense, tiny
     assert (meta.prediction, meta.tile_size, meta.patch_size) == (DENSE, T, T)
     predictor = TiledClassifier(model).predictor
     assert isinstance(predictor, DenseTilePredictor) and predictor.halo == T - 1
+    # the batch size counts predicted pixels, T * T per tile, at least one tile per call
+    assert predictor.batch_size == 1
+    assert TiledClassifier(model, batch_size=3 * T * T + 5).predictor.batch_size == 3
     centre = OnnxClassifier(tiny_model.onnx)
     assert centre.metadata.prediction == CENTRE
     assert isinstance(TiledClassifier(centre).predictor, CentrePixelPredictor)
@@ -153,11 +156,11 @@ def test_blended_map_equals_the_whole_raster_oracle_for_every_layout(
     user mask included); all equal the independent whole-raster computation."""
     want_classes, want_probs = expected
     model = OnnxClassifier(dense)
-    layouts = [
+    layouts = [  # batch_size counts pixels: T * T = 64 per tile
         {"tile_size": 5, "batch_size": 1},
-        {"tile_size": 13, "batch_size": 7},
-        {"tile_size": 64, "batch_size": 64},
-        {"memory_budget": 300_000, "batch_size": 3},  # 16-pixel windows
+        {"tile_size": 13, "batch_size": 7 * 64},
+        {"tile_size": 64, "batch_size": 64 * 64},
+        {"memory_budget": 300_000, "batch_size": 3 * 64 + 5},  # 16-pixel windows
     ]
     maps, probs = [], []
     for i, layout in enumerate(layouts):
@@ -233,7 +236,7 @@ def test_dense_model_through_the_cli(dense, scene, tmp_path):
     out = tmp_path / "cli.tif"
     proc = subprocess.run(
         [sys.executable, "-m", "engine", "classify", str(scene["raster"])]
-        + ["--model", str(dense), "--output", str(out), "--batch-size", "5", "--quiet"],
+        + ["--model", str(dense), "--output", str(out), "--batch-size", "320", "--quiet"],
         cwd=REPO,
         capture_output=True,
         text=True,

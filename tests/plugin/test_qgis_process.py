@@ -219,7 +219,7 @@ def test_dense_tile_model_runs_unchanged(qgis_env, tmp_path):
         f"MODEL={model}",
         f"OUTPUT={out}",
         f"PROBABILITIES={prob}",
-        "BATCH_SIZE=5",
+        "BATCH_SIZE=320",
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     result = json.loads(proc.stdout)["results"]
