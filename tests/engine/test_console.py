@@ -31,18 +31,35 @@ def test_info_from_another_folder_names_the_shipped_model(tmp_path, shipped_mode
     assert "bands: 200" in done.stdout
 
 
-def test_classify_with_relative_paths_from_a_temporary_folder(tmp_path, tiny_model,
-                                                               synthetic_scene_files):
+def test_classify_with_relative_paths_from_a_temporary_folder(
+    tmp_path, tiny_model, synthetic_scene_files
+):
     shutil.copy(synthetic_scene_files["raster"], tmp_path / "scene.tif")
     shutil.copy(tiny_model.onnx, tmp_path / "model.onnx")
     done = _run(
-        ["classify", "scene.tif", "--model", "model.onnx", "--output", "out/classes.tif", "--quiet"],
+        [
+            "classify",
+            "scene.tif",
+            "--model",
+            "model.onnx",
+            "--output",
+            "out/classes.tif",
+            "--quiet",
+        ],
         cwd=tmp_path,
     )
     assert done.returncode == 2 and "folder" in done.stderr  # out/ does not exist yet
     (tmp_path / "out").mkdir()
     done = _run(
-        ["classify", "scene.tif", "--model", "model.onnx", "--output", "out/classes.tif", "--quiet"],
+        [
+            "classify",
+            "scene.tif",
+            "--model",
+            "model.onnx",
+            "--output",
+            "out/classes.tif",
+            "--quiet",
+        ],
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
