@@ -117,7 +117,7 @@ def tile_starts(core_start: int, core_size: int, raster_size: int, tile: int, st
 class DenseTilePredictor:
     """A dense model: logits of every pixel of a T x T tile, tiles overlapping and blended.
 
-    Tiles lie on a grid anchored to the raster with stride ``T // 2`` (see
+    Tiles lie on a grid anchored to the raster with stride ``max(1, T // 2)`` (see
     :func:`tile_starts`); a pixel's logits are the average of the logits of the tiles
     containing it, weighted by :func:`blend_weights`, so no block seams appear. Tiles are
     accumulated in raster order whatever the window, so a pixel's logits do not depend on
@@ -127,16 +127,13 @@ class DenseTilePredictor:
         model: ONNX model with (batch, bands, T, T) -> (batch, classes, T, T); or any
             object with its ``metadata`` (``tile_size``, ``num_classes``) and ``map_logits``.
         batch_size: tiles per ONNX Runtime call.
-        stride: tile step in pixels; None: ``max(1, T // 2)``.
     """
 
-    def __init__(self, model: OnnxClassifier, batch_size: int, stride: int | None = None) -> None:
+    def __init__(self, model: OnnxClassifier, batch_size: int) -> None:
         self.model = model
         self.batch_size = batch_size
         self.tile = model.metadata.tile_size
-        self.stride = stride or max(1, self.tile // 2)
-        if not 1 <= self.stride <= self.tile:
-            raise ValueError(f"stride must be in 1..{self.tile}, got {self.stride}")
+        self.stride = max(1, self.tile // 2)
         self.halo = self.tile - 1
         self.weights = blend_weights(self.tile)
 
