@@ -13,7 +13,7 @@ runs resume from their last epoch (under ``<runs>``).
 
 Examples:
     python scripts/maskedsst_study.py --seed 0                       # both scenes
-    python scripts/maskedsst_study.py --seed 0 --scenes enmap --bf16
+    python scripts/maskedsst_study.py --seed 0 --scenes enmap --no-bf16
     python scripts/maskedsst_study.py --seed 0 --scenes enmap --pos-embedding sincos
     python scripts/maskedsst_study.py --seed 0 --smoke --results /tmp/r --runs /tmp/runs
 """
@@ -92,7 +92,12 @@ def parse_args() -> argparse.Namespace:
         default="learned",
         help="sincos: spectral positions from the band wavelengths (EnMAP; block index for IP)",
     )
-    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="bfloat16 autocast (default; about 2x faster on CPUs with AVX-512 BF16)",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny network, 3 steps each")
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "maskedsst")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "maskedsst")
