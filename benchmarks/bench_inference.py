@@ -8,8 +8,13 @@ same FactoFormer weights, in separate processes (peak memory per variant):
 * ``onnx``: ``TiledClassifier`` with ONNX Runtime (contrib attention, one single-threaded
   call per core, batches of 64), writing the styled class map and confidence GeoTIFFs.
 * ``onnx-portable``: the same with a standard-ops-only ONNX export.
+* ``maskedsst``: ``TiledClassifier`` with a dense MaskedSST (8x8 tiles at stride 4, blended;
+  batches of 64 tiles), same outputs. Its weights come from ``--dense-run`` (a MaskedSST
+  training run); without one, an untrained MaskedSST of the paper's size for the scene
+  (200 bands, 16 classes, random weights: the speed does not depend on them).
 
 Usage: python benchmarks/bench_inference.py [--run runs/indian_pines-seed0] [--repeats 2]
+    [--dense-run runs/maskedsst-ip] [--variants onnx maskedsst]
 """
 
 from __future__ import annotations
@@ -28,9 +33,40 @@ sys.path.insert(0, str(ROOT))
 
 REFERENCE_PIXELS_PER_SECOND = 181.0  # official FactoFormer code, eager, same machine kind
 PIXELS = 145 * 145
+VARIANTS = ("eager", "onnx-portable", "onnx", "maskedsst")
 
 
-def run_variant(variant: str, run_dir: Path, repeats: int) -> dict:
+def export_variant(variant: str, run_dir: Path, dense_run: Path | None, path: Path) -> Path:
+    """The ONNX model a variant runs, exported to ``path``."""
+    from engine.export.onnx import build_metadata, export_onnx, metadata_from_run
+
+    if variant != "maskedsst":
+        ckpt, meta = metadata_from_run(run_dir, "bench")
+        return export_onnx(ckpt, meta, path, portable=variant.endswith("portable"))
+    if dense_run is not None:
+        ckpt, meta = metadata_from_run(dense_run, "bench-maskedsst")
+        return export_onnx(ckpt, meta, path)
+    import torch
+
+    from engine.config import MaskedSSTConfig
+    from engine.models.maskedsst import MaskedSST
+    from engine.training.checkpoint import Checkpoint, load_checkpoint
+
+    base = load_checkpoint(run_dir)  # the scene's bands, statistics and classes
+    torch.manual_seed(0)
+    config = MaskedSSTConfig(num_bands=base.config.num_bands, num_classes=base.config.num_classes)
+    ckpt = Checkpoint(
+        MaskedSST(config).eval(),
+        base.normalization,
+        base.classes,
+        base.band_names,
+        base.wavelengths_nm,
+        training={"dataset": "none: untrained, for timing only"},
+    )
+    return export_onnx(ckpt, build_metadata(ckpt, "bench-maskedsst-untrained"), path)
+
+
+def run_variant(variant: str, run_dir: Path, repeats: int, dense_run: Path | None = None) -> dict:
     import numpy as np
 
     from engine.data.scenes import BUNDLED_INDIAN_PINES
@@ -56,16 +92,13 @@ def run_variant(variant: str, run_dir: Path, repeats: int) -> dict:
             best = min(best, time.perf_counter() - start)
         threads = torch.get_num_threads()
     else:
-        from engine.export.onnx import export_onnx, metadata_from_run
         from engine.infer.classify import TiledClassifier
         from engine.infer.model import OnnxClassifier
 
         with tempfile.TemporaryDirectory() as tmp:
-            ckpt, meta = metadata_from_run(run_dir, "bench")
-            path = export_onnx(
-                ckpt, meta, Path(tmp) / "m.onnx", portable=variant.endswith("portable")
+            model = OnnxClassifier(
+                export_variant(variant, run_dir, dense_run, Path(tmp) / "m.onnx")
             )
-            model = OnnxClassifier(path)
             for i in range(repeats):
                 start = time.perf_counter()
                 TiledClassifier(model).classify(
@@ -91,23 +124,23 @@ def main() -> None:
         help="training run folder whose weights are used",
     )
     parser.add_argument("--repeats", type=int, default=2, help="best of N timings")
+    parser.add_argument(
+        "--dense-run",
+        type=Path,
+        help="MaskedSST training run for the maskedsst row (default: untrained, same size)",
+    )
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
-        print(json.dumps(run_variant(args.variant, args.run, args.repeats)))
+        print(json.dumps(run_variant(args.variant, args.run, args.repeats, args.dense_run)))
         return
     rows = {}
-    for variant in ("eager", "onnx-portable", "onnx"):
-        cmd = [
-            sys.executable,
-            __file__,
-            "--variant",
-            variant,
-            "--run",
-            str(args.run),
-            "--repeats",
-            str(args.repeats),
-        ]
+    for variant in args.variants:
+        cmd = [sys.executable, __file__, "--variant", variant, "--run", str(args.run)]
+        cmd += ["--repeats", str(args.repeats)]
+        if args.dense_run:
+            cmd += ["--dense-run", str(args.dense_run)]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
         rows[variant] = json.loads(out.strip().splitlines()[-1])
     print(f"Whole-scene inference, Indian Pines {PIXELS} pixels, best of {args.repeats}")
@@ -117,12 +150,19 @@ def main() -> None:
             f"{name:14s} {row['pixels_per_second']:9.0f} {row['seconds']:8.1f} "
             f"{row['threads']:8d} {row['max_rss_gb']:13.2f}"
         )
-    onnx, eager = rows["onnx"]["pixels_per_second"], rows["eager"]["pixels_per_second"]
-    print(f"onnx engine vs eager PyTorch: {onnx / eager:.2f}x")
-    print(
-        f"onnx engine vs reference eager figure ({REFERENCE_PIXELS_PER_SECOND:.0f} pixels/s): "
-        f"{onnx / REFERENCE_PIXELS_PER_SECOND:.1f}x"
-    )
+    speed = {name: row["pixels_per_second"] for name, row in rows.items()}
+    if "onnx" in speed and "eager" in speed:
+        print(f"onnx engine vs eager PyTorch: {speed['onnx'] / speed['eager']:.2f}x")
+    if "onnx" in speed:
+        print(
+            f"onnx engine vs reference eager figure ({REFERENCE_PIXELS_PER_SECOND:.0f} "
+            f"pixels/s): {speed['onnx'] / REFERENCE_PIXELS_PER_SECOND:.1f}x"
+        )
+    if "maskedsst" in speed and "onnx" in speed:
+        weights = args.dense_run or "untrained"
+        print(
+            f"maskedsst ({weights}) vs onnx FactoFormer: {speed['maskedsst'] / speed['onnx']:.2f}x"
+        )
 
 
 if __name__ == "__main__":
