@@ -266,10 +266,13 @@ class ModelMetadata:
             problems.append("architecture tile_size disagrees with patch.tile_size")
         block, pad = self.spectral_block, self.band_padding
         if block is not None and (block < 1 or not 0 <= pad < block):
-            problems.append(f"spectral_block {block} with band_padding {pad}: need 0 <= pad < block")
+            problems.append(
+                f"spectral_block {block} with band_padding {pad}: need 0 <= pad < block"
+            )
         elif block is not None and (self.num_bands + pad) % block:
             problems.append(
-                f"{self.num_bands} bands + {pad} padding is not a multiple of spectral_block {block}"
+                f"{self.num_bands} bands + {pad} padding is not a multiple of "
+                f"spectral_block {block}"
             )
         elif block is None and pad:
             problems.append("band_padding needs a spectral_block")

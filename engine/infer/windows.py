@@ -77,9 +77,7 @@ def with_halo(tile: Window, halo: int, width: int, height: int) -> HaloWindow:
     )
 
 
-def tile_size_for_budget(
-    num_bands: int, halo: int, budget_bytes: int, num_classes: int = 0
-) -> int:
+def tile_size_for_budget(num_bands: int, halo: int, budget_bytes: int, num_classes: int = 0) -> int:
     """Largest tile edge (16..2048) whose float32 arrays fit ``budget_bytes``.
 
     Per tile, three copies of the halo block live at once (the raw read, the normalised
