@@ -54,7 +54,9 @@ def test_metadata_describes_the_model(ip_smoke_model):
     assert np.array_equal(meta.normalization.minimum, ckpt.normalization.minimum)
     assert meta.training["seed"] == 0 and meta.training["recipe"]["batch_size"] == 32
     assert meta.training["dataset"] == "indian_pines"
-    assert 0 <= meta.metrics["test"]["overall_accuracy"] <= 1
+    run_metrics = json.loads((ip_smoke_model.run_dir / "metrics.json").read_text())
+    assert meta.metrics["test"]["overall_accuracy"] == run_metrics["test"]["overall_accuracy"]
+    assert meta.metrics["test"]["pixels"] == 9671
     props = {p.key: p.value for p in onnx.load(str(ip_smoke_model.onnx)).metadata_props}
     assert json.loads(props["schema_version"]) == SCHEMA_VERSION
     assert {type(json.loads(v)) for v in props.values()} <= {dict, list, str, int}

@@ -48,7 +48,10 @@ def test_cli_smoke_training_writes_a_complete_run(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     test = metrics["test"]
     assert test["pixels"] == 9671 and len(test["confusion_matrix"]) == 16
-    assert 0 <= test["overall_accuracy"] <= 1
+    matrix = test["confusion_matrix"]
+    correct = sum(matrix[i][i] for i in range(16))
+    assert sum(map(sum, matrix)) == 9671
+    assert test["overall_accuracy"] == pytest.approx(correct / 9671)
     ckpt = load_checkpoint(out)
     assert len(ckpt.band_names) == 200 and ckpt.classes[0].name == "Corn-notill"
 
@@ -69,6 +72,20 @@ def test_training_is_reproducible_and_learns(synthetic_scene_files):
     assert any(not torch.equal(v, c.model.state_dict()[k]) for k, v in a.model.state_dict().items())
     assert a.history[-1]["loss"] < a.history[0]["loss"]
     assert len(a.history) == 3 and a.steps == 3 * 5  # 80 training pixels / batch 16
+
+
+def test_training_never_reads_test_labels(synthetic_scene_files):
+    """Identical weights whether the scene carries its test labels or not."""
+    files = synthetic_scene_files
+    config = FactoFormerConfig(**TINY_CONFIG)
+    recipe = TrainingRecipe(epochs=2, learning_rate=1e-3, batch_size=16, seed=5)
+    with_test = load_raster_scene(files["raster"], files["train"], files["test"])
+    without_test = load_raster_scene(files["raster"], files["train"], None)
+    assert with_test.test_labels is not None and without_test.test_labels is None
+    a = train(PreparedScene.from_scene(with_test, 7), recipe, config, show_progress=False)
+    b = train(PreparedScene.from_scene(without_test, 7), recipe, config, show_progress=False)
+    for key, value in a.model.state_dict().items():
+        assert torch.equal(value, b.model.state_dict()[key]), key
 
 
 def test_step_lr_schedule_follows_the_recipe(synthetic_scene_files):
