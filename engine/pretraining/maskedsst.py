@@ -31,7 +31,7 @@ from ..errors import InputDataError, ModelLoadError
 from ..models import DEFAULT_KERNELS, Kernels
 from ..models.maskedsst import BlockwiseLinear, MaskedSST
 from ..progress import Feedback
-from ..training.loop import StepFunction, fit, seed_everything
+from ..training.loop import StepFunction, fit, save_atomically, seed_everything
 from .data import PretrainingPixels
 from .run import hardware
 
@@ -195,20 +195,15 @@ class PretrainedMaskedSST:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the backbone as a weights-only file (atomically)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.partial")
-        torch.save(
+        return save_atomically(
             {
                 "format": ENCODER_FORMAT,
                 "config": self.config.to_dict(),
                 "state_dict": self.state_dict,
                 "provenance": self.provenance,
             },
-            tmp,
+            path,
         )
-        os.replace(tmp, path)
-        return path
 
 
 def pretrain_maskedsst(

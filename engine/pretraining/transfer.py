@@ -24,6 +24,7 @@ import torch
 from ..config import BRANCHES, Branch, EncoderConfig
 from ..errors import InputDataError, ModelLoadError
 from ..models import FactoFormer
+from ..training.loop import save_atomically
 
 ENCODER_FORMAT = "factoformer-pretrained-encoder/1"
 ENCODER_NAME = "encoder.pt"
@@ -51,10 +52,7 @@ class PretrainedBranch:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the branch as a weights-only file (atomically)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.partial")
-        torch.save(
+        return save_atomically(
             {
                 "format": ENCODER_FORMAT,
                 "branch": self.branch,
@@ -62,10 +60,8 @@ class PretrainedBranch:
                 "state_dict": self.state_dict,
                 "provenance": self.provenance,
             },
-            tmp,
+            path,
         )
-        os.replace(tmp, path)
-        return path
 
 
 def branch_file(path: str | os.PathLike[str], branch: Branch) -> Path:

@@ -214,9 +214,7 @@ def _save(
     result: FitResult,
     epochs_done: int,
 ) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    torch.save(
+    save_atomically(
         {
             "format": STATE_FORMAT,
             "recipe": recipe.to_dict(),
@@ -231,9 +229,18 @@ def _save(
             "order_rng": order_rng.bit_generator.state,
             "dropout_rng": dropout_rng_state(),
         },
-        tmp,
+        path,
     )
+
+
+def save_atomically(payload: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` to a hidden temporary file beside ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    torch.save(payload, tmp)
     os.replace(tmp, path)
+    return path
 
 
 def _restore(
