@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from osgeo import gdal, ogr
 
 from .data.raster import open_raster
+from .data.vector_labels import field_position, open_layer
 from .errors import InputDataError
 
 gdal.UseExceptions()
@@ -281,24 +281,8 @@ def _rasterise(
     names: dict[int, str],
 ) -> gdal.Dataset:
     """An in-memory Int32 label raster on the map's grid burnt from a vector layer."""
-    path = os.fspath(source)
-    try:
-        vector = ogr.Open(path)
-    except RuntimeError:
-        vector = None
-    if vector is None:
-        raise InputDataError(f"cannot open {Path(path).name} as a vector layer")
-    try:
-        by_index = not isinstance(layer_name, str)
-        layer = vector.GetLayer(layer_name or 0) if by_index else vector.GetLayerByName(layer_name)
-    except RuntimeError:
-        layer = None
-    if layer is None:
-        raise InputDataError(f"{Path(path).name} has no layer {layer_name!r}")
-    defn = layer.GetLayerDefn()
-    position = defn.GetFieldIndex(field)
-    if position < 0:
-        raise InputDataError(f"{layer.GetName()} has no field {field!r}")
+    vector, layer = open_layer(source, layer_name)
+    position = field_position(layer, field)
     by_name = {n.casefold(): v for v, n in names.items()}
     memory = ogr.GetDriverByName("Memory").CreateDataSource("reference")
     burnt = memory.CreateLayer("reference", layer.GetSpatialRef(), ogr.wkbUnknown)

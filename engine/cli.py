@@ -129,6 +129,23 @@ def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
         action="store_true",
         help="also transfer each branch's outer LayerNorm (the official code does not)",
     )
+    g = p.add_argument_group("training labels from a polygon or point layer (instead of rasters)")
+    g.add_argument(
+        "--train-vector",
+        help="polygons/points (any OGR format) with a class field, burnt onto each --raster; "
+        "a validation share is carved by whole polygons",
+    )
+    g.add_argument(
+        "--class-field",
+        help="class field of --train-vector: integer class values (the model's class ids) "
+        "or text names; --classes may then list value,name,colour with text values",
+    )
+    g.add_argument("--vector-layer", help="layer of a multi-layer --train-vector")
+    p.add_argument(
+        "--progress-json",
+        action="store_true",
+        help="progress and loss as JSON lines on stdout (for the QGIS plugin)",
+    )
     cli_maskedsst.add_train_arguments(p)
     p.set_defaults(run=_train)
 
@@ -261,6 +278,11 @@ def _add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--progress-json",
+        action="store_true",
+        help="progress and loss as JSON lines on stdout (for the QGIS plugin)",
+    )
 
 
 def _load_scene(args: argparse.Namespace):  # -> Scene
@@ -280,6 +302,10 @@ def _own_tiles(args: argparse.Namespace):  # -> list[TileFiles] | None
     from .data.training_set import read_tile_csv, tiles_from_paths
 
     labels = [args.train_labels, args.validation_labels, args.test_labels]
+    if getattr(args, "train_vector", None):
+        return _vector_tiles(args)
+    if getattr(args, "class_field", None) or getattr(args, "vector_layer", None):
+        raise SystemExit("error: --class-field and --vector-layer need --train-vector")
     if args.tiles is None and not args.raster:
         if any(labels) or args.classes:
             raise SystemExit("error: label rasters and --classes need --raster (or --tiles)")
@@ -293,6 +319,52 @@ def _own_tiles(args: argparse.Namespace):  # -> list[TileFiles] | None
             )
         return read_tile_csv(args.tiles)
     return tiles_from_paths(args.raster, *(x or () for x in labels))
+
+
+def _vector_tiles(args: argparse.Namespace):  # -> list[TileFiles]
+    """Burn ``--train-vector`` onto each ``--raster``; the label and polygon-id rasters are
+    written to ``<run folder>/labels`` (their class names and colours travel with them)."""
+    from dataclasses import replace
+
+    from .data.raster import open_raster
+    from .data.training_set import tiles_from_paths
+    from .data.vector_labels import rasterise_labels, read_class_styles, write_label_raster
+
+    if not args.raster or args.tiles or args.dataset:
+        raise SystemExit("error: --train-vector needs --raster (and no --tiles or --dataset)")
+    if args.train_labels or args.validation_labels:
+        raise SystemExit("error: give --train-vector or --train-labels, not both")
+    if not args.class_field:
+        raise SystemExit("error: --train-vector needs --class-field")
+    styles = read_class_styles(args.classes) if args.classes else None
+    args.classes = None  # consumed here: the label rasters carry the names and colours
+    tiles = tiles_from_paths(args.raster, test_labels=args.test_labels or ())
+    folder = _run_dir(args, tiles[0].raster.stem) / "labels"
+    out = []
+    for tile in tiles:
+        image = open_raster(tile.raster)
+        burnt = rasterise_labels(
+            args.train_vector, image, args.class_field, args.vector_layer, styles
+        )
+        stem = tile.raster.stem
+        labels, regions = folder / f"{stem}_labels.tif", folder / f"{stem}_polygons.tif"
+        write_label_raster(burnt, image, labels, regions)
+        _say(
+            [
+                f"{tile.raster.name}: {int((burnt.labels > 0).sum())} pixels labelled by "
+                f"{burnt.features} features of {Path(args.train_vector).name} "
+                f"({len(burnt.classes)} classes) -> {labels}"
+            ],
+            "note: ",
+        )
+        out.append(replace(tile, train_labels=labels, train_regions=regions))
+    return out
+
+
+def _run_dir(args: argparse.Namespace, name: str) -> Path:
+    """The training run folder: ``--output-dir``, else ``runs/<name>[-<model>]-seed<seed>``."""
+    kind = "" if args.model == "factoformer" else f"-{args.model}"
+    return args.output_dir or Path("runs") / f"{name}{kind}-seed{args.seed}"
 
 
 def _say(lines: Sequence[str], prefix: str = "") -> None:
@@ -340,14 +412,14 @@ def _train(args: argparse.Namespace) -> int:
         )
     _say(data.notes, "note: ")
     _say(data.warnings, "warning: ")
+    feedback = _feedback(args, f"fit {spec.name}" if spec.family == "sklearn" else "train")
     if spec.family == "sklearn":
-        return _fit_classical(args, data, name)
+        return _fit_classical(args, data, name, feedback)
     if spec.family == "dense":
         return cli_maskedsst.train(args, data, name)
     recipe, recipe_line = _recipe(args, name if tiles is None else None, len(data.train))
     pretrained = _load_pretrained(args)
-    kind = "" if spec.name == "factoformer" else f"-{spec.name}"
-    out = args.output_dir or Path("runs") / f"{name}{kind}-seed{args.seed}"
+    out = _run_dir(args, name)
     _say(
         [
             f"training on {name}: {data.summary()}",
@@ -360,7 +432,7 @@ def _train(args: argparse.Namespace) -> int:
         out,
         pretrained=pretrained,
         transfer_outer_norm=args.transfer_outer_norm,
-        show_progress=not args.quiet,
+        feedback=feedback,
         resume=args.resume,
         patience=args.early_stopping,
         monitor=args.monitor,
@@ -395,19 +467,28 @@ def _check_model_options(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: {', '.join(given)} do not apply to --model {args.model}")
 
 
-def _fit_classical(args: argparse.Namespace, data, name: str) -> int:  # data: TrainingSet
+def _feedback(args: argparse.Namespace, label: str):  # -> Feedback
+    """JSON lines (``--progress-json``), nothing (``--quiet``) or a progress bar."""
+    from .progress import JsonLinesFeedback, ProgressBar, SilentFeedback
+
+    if getattr(args, "progress_json", False):
+        return JsonLinesFeedback(label)
+    return SilentFeedback() if args.quiet else ProgressBar(label)
+
+
+def _fit_classical(
+    args: argparse.Namespace, data, name: str, feedback
+) -> int:  # data: TrainingSet, feedback: Feedback
     """``train --model rf|svm``: search, fit, convert and test; see engine.training.classical."""
     from .models.registry import model_spec
-    from .progress import ProgressBar, SilentFeedback
     from .system import available_cores
     from .training.classical import run_classical
 
     spec = model_spec(args.model)
     options = {"n_estimators": args.trees} if args.trees else {}
     config = spec.config(data.num_bands, data.num_classes, **options)
-    out = args.output_dir or Path("runs") / f"{name}-{spec.name}-seed{args.seed}"
+    out = _run_dir(args, name)
     _say([f"fitting {spec.model_type} on {name}: {data.summary()}"])
-    feedback = SilentFeedback() if args.quiet else ProgressBar(f"fit {spec.name}")
     threads = args.threads or available_cores()
     run = run_classical(data, config, args.seed, out, threads, feedback)
     _say(run.notes, "note: ")
@@ -476,7 +557,6 @@ def _pretrain(args: argparse.Namespace) -> int:
     from .config import PRETRAINING_RECIPES, paper_encoder
     from .pretraining.data import raster_pixels, scene_unlabelled_pixels
     from .pretraining.run import pretrain_branch
-    from .progress import ProgressBar, SilentFeedback
     from .training.trainer import configure_cpu
 
     configure_cpu(args.threads)
@@ -518,7 +598,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     )
     branches = ("pixel", "band") if args.branch == "both" else (args.branch,)
     for branch in branches:
-        feedback = SilentFeedback() if args.quiet else ProgressBar(f"pretrain {branch}")
+        feedback = _feedback(args, f"pretrain {branch}")
         config = paper_encoder(pixels.num_bands, branch, pixels.patch_size)
         done = pretrain_branch(pixels, config, recipe, args.output_dir, feedback, args.resume)
         p = done.provenance

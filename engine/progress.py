@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -24,6 +25,8 @@ class Feedback(Protocol):
 
     # Optional: ``push_warning(message: str) -> None`` reports a problem that does not stop
     # the run (see :func:`warn`); feedback objects without it send warnings to the log.
+    # Optional: ``report_loss(epoch: int, epochs: int, loss: float) -> None`` receives the
+    # running training loss before each progress report of a training loop.
 
 
 class SilentFeedback:
@@ -135,4 +138,50 @@ class ProgressBar:
         """Write ``warning: message`` on its own line (below the bar on a terminal)."""
         start = "\n" if self.interactive and self._last_draw and not self._finished else ""
         self.stream.write(f"{start}warning: {message}\n")
+        self.stream.flush()
+
+
+class JsonLinesFeedback:
+    """Progress and loss as JSON lines on stdout, for a parent process (the QGIS plugin)
+    that shows them; never cancels (the parent stops the process instead).
+
+    Each line is an object ``{"event": "progress", "label", "fraction"}``, with ``epoch``,
+    ``epochs`` and ``loss`` (the running mean of the epoch) once a training step reports
+    them; ``{"event": "warning", "message"}`` for warnings. Lines are written at most every
+    ``interval`` seconds, and always at the end.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        stream: TextIO | None = None,
+        interval: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.label = label
+        self.stream = stream or sys.stdout
+        self.interval = interval
+        self.clock = clock
+        self._last = -float("inf")
+        self._loss: dict[str, float] = {}
+
+    def set_progress(self, fraction: float) -> None:
+        now = self.clock()
+        if fraction < 1.0 and now - self._last < self.interval:
+            return
+        self._last = now
+        self._emit({"event": "progress", "fraction": min(max(fraction, 0.0), 1.0), **self._loss})
+
+    def report_loss(self, epoch: int, epochs: int, loss: float) -> None:
+        """Remember the loss, sent with the next progress line."""
+        self._loss = {"epoch": epoch, "epochs": epochs, "loss": loss}
+
+    def is_cancelled(self) -> bool:
+        return False
+
+    def push_warning(self, message: str) -> None:
+        self._emit({"event": "warning", "message": message})
+
+    def _emit(self, record: dict) -> None:
+        self.stream.write(json.dumps({"label": self.label, **record}) + "\n")
         self.stream.flush()

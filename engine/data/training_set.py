@@ -50,12 +50,18 @@ CSV_COLUMNS = {
 
 @dataclass(frozen=True)
 class TileFiles:
-    """One raster and its label rasters (any may be absent except the raster)."""
+    """One raster and its label rasters (any may be absent except the raster).
+
+    ``train_regions`` optionally gives each training pixel's region (e.g. the polygon it
+    was burnt from, see :mod:`~engine.data.vector_labels`): a validation share is then
+    carved by whole regions.
+    """
 
     raster: Path
     train_labels: Path | None = None
     validation_labels: Path | None = None
     test_labels: Path | None = None
+    train_regions: Path | None = None
 
     def labels(self, split: str) -> Path | None:
         return getattr(self, f"{split}_labels")
@@ -415,6 +421,7 @@ class _Tile:
     values: np.ndarray  # (bands, rows, cols) physical values of the used bands
     valid: np.ndarray  # (rows, cols) bool
     labels: dict[str, np.ndarray]  # split -> (rows, cols) int32 class values
+    regions: np.ndarray | None = None  # (rows, cols) region id of each training pixel
 
 
 def _survey(files: TileFiles) -> _Survey:
@@ -520,7 +527,10 @@ def _load(files: TileFiles, info: BandInfo) -> _Tile:
         path = files.labels(split)
         if path is not None:
             labels[split] = read_aligned_labels(path, ds)
-    return _Tile(files, values, valid, labels)
+    regions = None
+    if files.train_regions is not None:
+        regions = read_aligned_labels(files.train_regions, ds).astype(np.int64)
+    return _Tile(files, values, valid, labels, regions)
 
 
 def _check_overlaps(tiles: Sequence[_Tile]) -> None:
@@ -539,18 +549,22 @@ def _check_overlaps(tiles: Sequence[_Tile]) -> None:
 
 def _carve(tiles: Sequence[_Tile], share: float, seed: int, notes: list[str]) -> None:
     with_train = [t for t in tiles if "train" in t.labels]
-    carved = carve_validation([t.labels["train"] for t in with_train], share, seed)
+    by_region = bool(with_train) and all(t.regions is not None for t in with_train)
+    regions = [t.regions for t in with_train] if by_region else None
+    carved = carve_validation([t.labels["train"] for t in with_train], share, seed, regions)
     for t, train, validation in zip(with_train, carved.train, carved.validation, strict=True):
         t.labels["train"], t.labels["validation"] = train, validation
     moved = sum(int((v > 0).sum()) for v in carved.validation)
+    unit = "whole polygons" if by_region else "whole connected regions"
     notes.append(
-        f"validation: {moved} training pixels ({100 * share:g}% of each class, whole connected "
-        f"regions, seed {seed}) are held out to monitor training"
+        f"validation: {moved} training pixels ({100 * share:g}% of each class, {unit}, "
+        f"seed {seed}) are held out to monitor training"
     )
     if carved.single_region_classes:
         notes.append(
-            "classes with one connected region stay entirely in training, without validation "
-            f"pixels: {', '.join(map(str, carved.single_region_classes))}"
+            f"classes with one {'polygon' if by_region else 'connected region'} stay entirely "
+            f"in training, without validation pixels: "
+            f"{', '.join(map(str, carved.single_region_classes))}"
         )
 
 

@@ -22,51 +22,82 @@ class CarvedLabels:
     single_region_classes: list[int]  # classes left entirely in training (one region only)
 
 
-def carve_validation(train_labels: Sequence[np.ndarray], share: float, seed: int) -> CarvedLabels:
+def carve_validation(
+    train_labels: Sequence[np.ndarray],
+    share: float,
+    seed: int,
+    regions: Sequence[np.ndarray] | None = None,
+) -> CarvedLabels:
     """Move about ``share`` of each class's training pixels to a validation set.
 
-    Whole connected regions (8-connected pixels of one class in one tile) move, never part
-    of one, so validation pixels are not the neighbours of training pixels. Regions are
-    taken per class in a random order fixed by ``seed`` while they fit in the class's share
-    (the smallest one when none fits); at least one region of every class stays in
-    training. Only the training labels are looked at (test labels never enter here).
+    Whole regions move, never part of one, so validation pixels are not the neighbours of
+    training pixels of the same region. A region is, by default, 8-connected pixels of one
+    class in one tile; with ``regions`` (one id map per tile, e.g. the polygon each pixel
+    was burnt from, see :mod:`~engine.data.vector_labels`) it is every pixel of one id, in
+    whichever tile. Regions are taken per class in a random order fixed by ``seed`` while
+    they fit in the class's share (the smallest one when none fits); at least one region
+    of every class stays in training. Only the training labels are looked at (test labels
+    never enter here).
     """
     if not 0 < share < 1:
         raise ValueError(f"validation share must be between 0 and 1, got {share}")
     rng = np.random.default_rng(seed)
-    regions = [_regions(labels) for labels in train_labels]
+    id_maps = _id_maps(train_labels, regions)
+    sizes: dict[int, int] = {}
+    value_of: dict[int, int] = {}
+    for labels, id_map in zip(train_labels, id_maps, strict=True):
+        labelled = id_map > 0
+        ids, first, counts = np.unique(id_map[labelled], return_index=True, return_counts=True)
+        values = labels[labelled][first]
+        for rid, value, count in zip(ids.tolist(), values.tolist(), counts.tolist(), strict=True):
+            sizes[rid] = sizes.get(rid, 0) + count
+            value_of.setdefault(rid, int(value))
     train = [labels.copy() for labels in train_labels]
     validation = [np.zeros_like(labels) for labels in train_labels]
-    moving = [np.zeros(len(ids) + 1, dtype=bool) for ids, _, _, _ in regions]
-    classes = sorted({int(v) for labels in train_labels for v in np.unique(labels) if v > 0})
+    moving: list[int] = []
     single = []
-    for value in classes:
-        # (tile, region id, pixel count) of every region of this class
-        found = [
-            (t, rid, size)
-            for t, (ids, sizes, values, _) in enumerate(regions)
-            for rid, size, v in zip(ids, sizes, values, strict=True)
-            if v == value
-        ]
+    for value in sorted(set(value_of.values())):
+        found = [(rid, sizes[rid]) for rid in sorted(value_of) if value_of[rid] == value]
         if len(found) < 2:
             single.append(value)
             continue
-        target = share * sum(size for _, _, size in found)
+        target = share * sum(size for _, size in found)
         chosen, moved = [], 0
         for i in rng.permutation(len(found)):
-            if moved + found[i][2] <= target and len(chosen) < len(found) - 1:
+            if moved + found[i][1] <= target and len(chosen) < len(found) - 1:
                 chosen.append(i)
-                moved += found[i][2]
+                moved += found[i][1]
         if not chosen:  # every region is larger than the share: take the smallest
-            chosen = [min(range(len(found)), key=lambda i: found[i][2])]
-        for i in chosen:
-            t, rid, _ = found[i]
-            moving[t][rid] = True
-    for t, (_, _, _, id_map) in enumerate(regions):
-        pixels = moving[t][id_map]
+            chosen = [min(range(len(found)), key=lambda i: found[i][1])]
+        moving.extend(found[i][0] for i in chosen)
+    for t, id_map in enumerate(id_maps):
+        pixels = np.isin(id_map, moving)
         validation[t][pixels] = train[t][pixels]
         train[t][pixels] = 0
     return CarvedLabels(train, validation, single)
+
+
+def _id_maps(
+    train_labels: Sequence[np.ndarray], regions: Sequence[np.ndarray] | None
+) -> list[np.ndarray]:
+    """Region id of every labelled pixel (0 elsewhere), unique over all tiles."""
+    if regions is not None:
+        if len(regions) != len(train_labels):
+            raise ValueError("one region map per label map")
+        out = []
+        for labels, ids in zip(train_labels, regions, strict=True):
+            if ids.shape != labels.shape:
+                raise ValueError("a region map must have its label map's shape")
+            if ((labels > 0) & (ids <= 0)).any():
+                raise ValueError("every labelled pixel needs a region id")
+            out.append(np.where(labels > 0, ids, 0).astype(np.int64))
+        return out
+    out, offset = [], 0
+    for labels in train_labels:
+        ids, _, _, id_map = _regions(labels)
+        out.append(np.where(id_map > 0, id_map + offset, 0))
+        offset += len(ids)
+    return out
 
 
 def _regions(labels: np.ndarray) -> tuple[list[int], list[int], list[int], np.ndarray]:

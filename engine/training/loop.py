@@ -14,6 +14,7 @@ bit, as a run that was never interrupted (same machine, same thread count).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -191,10 +192,12 @@ def make_optimizer(params: Any, recipe: LoopRecipe) -> torch.optim.Optimizer:
 def _report(
     feedback: Feedback, fraction: float, epoch: int, epochs: int, sums: dict, seen: int
 ) -> None:
+    loss = sums["loss"] / seen
+    report_loss = getattr(feedback, "report_loss", None)  # optional, see JsonLinesFeedback
+    if callable(report_loss):
+        report_loss(epoch + 1, epochs, loss)
     if isinstance(feedback, ProgressBar):
-        feedback.set_progress(
-            fraction, f"epoch {epoch + 1}/{epochs} loss {sums['loss'] / seen:.4f}"
-        )
+        feedback.set_progress(fraction, f"epoch {epoch + 1}/{epochs} loss {loss:.4f}")
     else:
         feedback.set_progress(fraction)
 
@@ -202,6 +205,15 @@ def _report(
 def _comparable(recipe: dict[str, Any]) -> dict[str, Any]:
     """A recipe without the fields a resumed run may change."""
     return {k: v for k, v in recipe.items() if k != "max_steps"}
+
+
+def _field_defaults(recipe: LoopRecipe) -> dict[str, Any]:
+    """Default values of a recipe dataclass's fields: a state written before a field was
+    added resumes when the field keeps its default."""
+    if not dataclasses.is_dataclass(recipe):
+        return {}
+    fields = dataclasses.fields(recipe)
+    return {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
 
 
 def _save(
@@ -259,7 +271,10 @@ def _restore(
         raise ModelLoadError(f"cannot resume from {path}: {exc}") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise ModelLoadError(f"{path} is not a training state ({STATE_FORMAT})")
-    if _comparable(state["recipe"]) != _comparable(recipe.to_dict()):
+    stored, current = _comparable(state["recipe"]), _comparable(recipe.to_dict())
+    defaults = _field_defaults(recipe)
+    added = {k for k in current.keys() - stored.keys() if current[k] == defaults.get(k)}
+    if stored != {k: v for k, v in current.items() if k not in added}:
         raise InputDataError(
             f"cannot resume from {path}: it was written with another recipe "
             f"({state['recipe']}); use a new output folder or the same options"
