@@ -96,6 +96,11 @@ def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="learning rate (default: from the recipe)")
     p.add_argument("--batch-size", type=int, help="default: from the recipe (32; cnn3d: 100)")
     p.add_argument("--max-steps", type=int, help="stop after this many steps (the step budget)")
+    p.add_argument(
+        "--augment",
+        choices=("none", "dihedral"),
+        help="dihedral: random flips and quarter turns of each training patch (default: none)",
+    )
     p.add_argument("--max-minutes", type=float, help="stop training after this many minutes")
     g = p.add_argument_group("validation (never the test labels)")
     g.add_argument(
@@ -454,12 +459,12 @@ def _train(args: argparse.Namespace) -> int:
 def _check_model_options(args: argparse.Namespace) -> None:
     """Refuse options that the chosen model would ignore."""
     network = ("recipe", "epochs", "lr", "batch_size", "max_steps", "max_minutes")
-    network += ("early_stopping", "resume")
+    network += ("early_stopping", "resume", "augment")
     pretraining = ("pretrained", "pretrained_pixel", "pretrained_band", "transfer_outer_norm")
     ignored = {"rf": (*network, *pretraining), "svm": (*network, *pretraining, "trees")}
     ignored["cnn3d"] = (*pretraining, "trees")
     ignored["factoformer"] = ("trees",)
-    ignored["maskedsst"] = ("recipe", "early_stopping", "trees", *pretraining[1:])
+    ignored["maskedsst"] = ("recipe", "early_stopping", "trees", "augment", *pretraining[1:])
     for model in ("factoformer", "cnn3d", "rf", "svm"):
         ignored[model] += cli_maskedsst.TRAIN_OPTIONS
     given = [f"--{k.replace('_', '-')}" for k in ignored[args.model] if getattr(args, k)]
@@ -512,6 +517,7 @@ def _recipe(args: argparse.Namespace, scene: str | None, train_pixels: int):
     name = args.recipe or model_spec(args.model).default_recipe
     name = name or (scene if scene in PAPER_RECIPES else DEFAULT_RECIPE_NAME)
     overrides = {"epochs": args.epochs, "learning_rate": args.lr, "batch_size": args.batch_size}
+    overrides["augment"] = args.augment
     overrides = {k: v for k, v in overrides.items() if v}
     if name == DEFAULT_RECIPE_NAME:
         budget = args.max_steps or DEFAULT_STEP_BUDGET
@@ -532,6 +538,7 @@ def _recipe(args: argparse.Namespace, scene: str | None, train_pixels: int):
         + (f", step budget {recipe.max_steps}" if recipe.max_steps is not None else "")
         + f"), learning rate {recipe.learning_rate:g}"
         + (f", SGD momentum {recipe.momentum:g}" if recipe.optimizer == "sgd" else "")
+        + (f", {recipe.augment} augmentation" if recipe.augment != "none" else "")
     )
     if name == DEFAULT_RECIPE_NAME:
         line += "; --max-steps, --epochs or --recipe change it"

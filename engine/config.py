@@ -157,6 +157,9 @@ class TrainingRecipe:
     gamma 0.9, batch 32. The model of the last epoch is the result: no validation set,
     no early stopping, no selection. ``optimizer`` ``sgd`` (with ``momentum``) replaces
     Adam for recipes that call for it (the 3D-CNN's, :data:`CNN3D_RECIPES`).
+    ``augment`` ``dihedral`` turns each training patch by one of the 8 flips and quarter
+    turns of the square, drawn per sample and step; the centre pixel, whose class is
+    the label, stays in place (the official code does not augment: ``none``).
     """
 
     epochs: int = 80
@@ -168,10 +171,13 @@ class TrainingRecipe:
     max_steps: int | None = None  # stop after this many optimiser steps (smoke runs only)
     optimizer: Literal["adam", "sgd"] = "adam"
     momentum: float = 0.0  # SGD only
+    augment: Literal["none", "dihedral"] = "none"
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be adam or sgd, got {self.optimizer!r}")
+        if self.augment not in ("none", "dihedral"):
+            raise ValueError(f"augment must be none or dihedral, got {self.augment!r}")
 
     @property
     def lr_step(self) -> int:

@@ -63,7 +63,14 @@ def main() -> None:
     evaluated = validation_scene(scene, args) if args.validation else scene
     results = args.results / ("validation" if args.validation else "")
     runs = args.runs / f"{variant}-seed{args.seed}"
-    fine_tune = replace(PAPER_RECIPES["indian_pines"], seed=args.seed, max_steps=args.max_steps)
+    fine_tune = replace(
+        PAPER_RECIPES["indian_pines"],
+        seed=args.seed,
+        max_steps=args.max_steps,
+        augment=args.augment,
+    )
+    tuned = "" if args.augment == "none" else f"augment-{args.augment}"
+    results = results / tuned if tuned else results
     pending = [
         c
         for c in args.configs
@@ -76,7 +83,8 @@ def main() -> None:
     branches = {b: pretrained_branch(scene, b, recipe, runs, args) for b in needed}
     for config in pending:
         used = [branches[b] for b in CONFIGS[config]]
-        out = runs / f"finetune-{config}{'-validation' if args.validation else ''}"
+        parts = ["finetune", config, tuned, "validation" if args.validation else ""]
+        out = runs / "-".join(filter(None, parts))
         print(f"fine-tuning: {config} (seed {args.seed}, {mode})", file=sys.stderr)
         start = time.monotonic()
         run = run_training(
@@ -129,6 +137,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dropout", dest="drop_rate", type=float)
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction)
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument(
+        "--augment",
+        choices=("none", "dihedral"),
+        default="none",
+        help="fine-tuning augmentation (results go to <results>/augment-<name>/)",
+    )
     parser.add_argument(
         "--validation",
         type=float,

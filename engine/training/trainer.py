@@ -24,6 +24,7 @@ from ..models.registry import spec_for_config
 from ..pretraining.transfer import PretrainedBranch, transfer
 from ..progress import Feedback, ProgressBar, SilentFeedback
 from ..system import available_cores
+from .augment import apply_dihedral, dihedral_codes
 from .loop import fit, seed_everything
 from .monitor import ValidationMonitor
 
@@ -117,8 +118,12 @@ def train(
         ValidationMonitor(model, data.validation, patience, monitor) if data.validation else None
     )
 
-    def step(idx: np.ndarray, _: int) -> tuple[torch.Tensor, dict[str, float]]:
-        logits = model(torch.from_numpy(pixels.patches(idx)))
+    def step(idx: np.ndarray, step_index: int) -> tuple[torch.Tensor, dict[str, float]]:
+        patches = pixels.patches(idx)
+        if recipe.augment == "dihedral":
+            codes = dihedral_codes(recipe.seed, step_index, len(idx))
+            patches = apply_dihedral(patches, codes)
+        logits = model(torch.from_numpy(patches))
         targets = torch.from_numpy(pixels.targets(idx))
         correct = int((logits.argmax(1) == targets).sum())
         return F.cross_entropy(logits, targets), {"train_accuracy": correct / len(idx)}

@@ -135,12 +135,13 @@ def test_resume_after_cancel_equals_uninterrupted_run(pixels, tmp_path, masks):
         assert torch.equal(value, resumed.state_dict[key]), key
 
 
-def test_supervised_training_resumes_bit_for_bit(synthetic_scene_files, tmp_path):
+@pytest.mark.parametrize("augment", ["none", "dihedral"])
+def test_supervised_training_resumes_bit_for_bit(synthetic_scene_files, tmp_path, augment):
     files = synthetic_scene_files
     prepared = PreparedScene.from_scene(
         load_raster_scene(files["raster"], files["train"], files["test"]), 7
     )
-    recipe = TrainingRecipe(epochs=3, learning_rate=1e-3, batch_size=16, seed=5)
+    recipe = TrainingRecipe(epochs=3, learning_rate=1e-3, batch_size=16, seed=5, augment=augment)
     state = tmp_path / "state.pt"
     whole = train(prepared, recipe, TINY, False)
     with pytest.raises(CancelledError):
