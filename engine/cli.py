@@ -145,7 +145,7 @@ def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
         help="class field of --train-vector: integer class values (the model's class ids) "
         "or text names; --classes may then list value,name,colour with text values",
     )
-    g.add_argument("--vector-layer", help="layer of a multi-layer --train-vector")
+    g.add_argument("--vector-layer", help="layer (name or number) of a multi-layer --train-vector")
     p.add_argument(
         "--progress-json",
         action="store_true",
@@ -344,13 +344,13 @@ def _vector_tiles(args: argparse.Namespace):  # -> list[TileFiles]
     styles = read_class_styles(args.classes) if args.classes else None
     args.classes = None  # consumed here: the label rasters carry the names and colours
     tiles = tiles_from_paths(args.raster, test_labels=args.test_labels or ())
+    layer = args.vector_layer
+    layer = int(layer) if layer is not None and layer.isdigit() else layer
     folder = _run_dir(args, tiles[0].raster.stem) / "labels"
     out = []
     for tile in tiles:
         image = open_raster(tile.raster)
-        burnt = rasterise_labels(
-            args.train_vector, image, args.class_field, args.vector_layer, styles
-        )
+        burnt = rasterise_labels(args.train_vector, image, args.class_field, layer, styles)
         stem = tile.raster.stem
         labels, regions = folder / f"{stem}_labels.tif", folder / f"{stem}_polygons.tif"
         write_label_raster(burnt, image, labels, regions)
@@ -695,8 +695,13 @@ def _export(args: argparse.Namespace) -> int:
     )
     path = export_onnx(ckpt, meta, args.output, portable=args.portable)
     rng = np.random.default_rng(0)
+    scene = None
     if ckpt.training.get("dataset") == "indian_pines" and ckpt.config.num_bands == 200:
-        scene = load_indian_pines()  # parity on real patches
+        try:
+            scene = load_indian_pines()  # parity on real patches
+        except EngineError:  # an installed plugin has no bundled scene: random patches
+            scene = None
+    if scene is not None:
         prepared = PreparedScene.from_scene(scene, ckpt.config.patch_size, ckpt.normalization)
         rows, cols, _ = scene.pixels(scene.test_labels)
         pick = rng.choice(len(rows), 256, replace=False)

@@ -9,6 +9,8 @@ from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.assess import AssessAlgorithm
 from .algorithms.classify import ClassifyAlgorithm
+from .algorithms.pretrain import PretrainAlgorithm
+from .algorithms.train import TrainAlgorithm
 
 ICON = Path(__file__).resolve().parent / "icons" / "factoformer.svg"
 
@@ -31,6 +33,8 @@ class FactoFormerProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:  # noqa: N802
         self.addAlgorithm(ClassifyAlgorithm())
         self.addAlgorithm(AssessAlgorithm())
+        self.addAlgorithm(PretrainAlgorithm())
+        self.addAlgorithm(TrainAlgorithm())
 
     def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802
         return ["tif"]

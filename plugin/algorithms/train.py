@@ -1,0 +1,330 @@
+"""Processing algorithm ``factoformer:train``: a raster and labelled polygons -> an ONNX model.
+
+Training runs in a separate Python process (``python -m engine train``, then ``export``),
+so QGIS's own settings (thread counts, allocator) never change and QGIS needs no PyTorch
+until someone trains. The body turns parameters into engine arguments, relays progress
+and loss, and puts the model in place only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from qgis.core import (
+    QgsCategorizedSymbolRenderer,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMapLayer,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsRasterLayer,
+    QgsVectorFileWriter,
+    QgsVectorLayer,
+)
+
+from .engine_process import CANCELLED, run_engine_command, thread_arguments, training_python
+
+MODEL_TYPES = ("factoformer", "cnn3d", "rf", "svm")
+NETWORKS = ("factoformer", "cnn3d")  # the types that take epochs and a batch size
+BRANCHES = ("pixel", "band")
+
+HELP = {
+    "INPUT": "Hyperspectral raster to train on (any GDAL raster). Classifying other rasters "
+    "later reads the same bands (bands flagged bad or without data are left out).",
+    "TRAINING": "Training labels: a polygon or point layer with a class field (pixel centres "
+    "inside polygons, the pixel under each point; reprojected onto the raster's grid), or a "
+    "label raster on the raster's grid (class values 1..N, 0 = unlabelled).",
+    "CLASS_FIELD": "Class field of a vector layer: integer class values (they become the "
+    "model's class ids, so maps line up with your legend) or text names (numbered in the "
+    "order of the layer's categorized style, then alphabetically). Names and colours come "
+    "from the layer's categorized style when it classifies by this field, else a default "
+    "palette.",
+    "PRETRAINED": "Optional FactoFormer pretraining run folder (made by 'Pre-train', with "
+    "pixel/ and band/), or one branch's folder or encoder.pt file: the model starts from "
+    "these branches.",
+    "MODEL_TYPE": "factoformer (default): the transformer; cnn3d: a 3D-CNN; rf / svm: a random "
+    "forest or RBF SVM on single-pixel spectra (hyperparameters by cross-validation; "
+    "epochs and batch size do not apply).",
+    "EPOCHS": "Passes over the training pixels; 0 (default) = the default recipe: as many "
+    "epochs, at most 80, as a budget of 2,000 steps allows.",
+    "BATCH_SIZE": "Training patches per step.",
+    "SEED": "Seed of the weights, the batch order and the validation draw.",
+    "VALIDATION_SHARE": "Share of each class's training polygons (or, for a label raster, "
+    "connected regions) held out to measure the model; whole polygons are held out, never "
+    "part of one. 0 = none.",
+    "OUTPUT": "The model (ONNX) with its metadata: bands, normalisation, class names and "
+    "colours, validation accuracy. Classify uses it directly.",
+}
+
+
+class TrainAlgorithm(QgsProcessingAlgorithm):
+    """Train a model on a raster from labelled polygons, points or a label raster."""
+
+    INPUT = "INPUT"
+    TRAINING = "TRAINING"
+    CLASS_FIELD = "CLASS_FIELD"
+    PRETRAINED = "PRETRAINED"
+    MODEL_TYPE = "MODEL_TYPE"
+    EPOCHS = "EPOCHS"
+    BATCH_SIZE = "BATCH_SIZE"
+    SEED = "SEED"
+    VALIDATION_SHARE = "VALIDATION_SHARE"
+    OUTPUT = "OUTPUT"
+
+    def createInstance(self) -> TrainAlgorithm:  # noqa: N802
+        return TrainAlgorithm()
+
+    def name(self) -> str:
+        return "train"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Train a classification model"
+
+    def group(self) -> str:
+        return "Training"
+
+    def groupId(self) -> str:  # noqa: N802
+        return "training"
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return (
+            "Trains a model on a hyperspectral raster from labelled polygons or points (or a "
+            "label raster), optionally starting from pre-trained branches, and writes it as "
+            "an ONNX model for Classify. Training runs in a separate Python process that needs "
+            "PyTorch; a validation share is held out by whole polygons and reported."
+        )
+
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
+        params: list[QgsProcessingParameterDefinition] = [
+            QgsProcessingParameterRasterLayer(self.INPUT, "Hyperspectral raster"),
+            QgsProcessingParameterMapLayer(
+                self.TRAINING, "Training data (polygons/points or label raster)"
+            ),
+            QgsProcessingParameterField(
+                self.CLASS_FIELD,
+                "Class field (vector training data)",
+                parentLayerParameterName=self.TRAINING,
+                optional=True,
+            ),
+            QgsProcessingParameterFile(
+                self.PRETRAINED,
+                "Pre-trained branches (pretraining run folder)",
+                behavior=QgsProcessingParameterFile.Folder,
+                optional=True,
+            ),
+            QgsProcessingParameterNumber(
+                self.EPOCHS, "Epochs (0 = default recipe)", defaultValue=0, minValue=0
+            ),
+            QgsProcessingParameterNumber(
+                self.BATCH_SIZE, "Batch size", defaultValue=32, minValue=1, maxValue=4096
+            ),
+            QgsProcessingParameterNumber(self.SEED, "Seed", defaultValue=0, minValue=0),
+            QgsProcessingParameterFileDestination(
+                self.OUTPUT, "Model", fileFilter="ONNX models (*.onnx)"
+            ),
+        ]
+        advanced = [
+            QgsProcessingParameterEnum(
+                self.MODEL_TYPE, "Model type", options=list(MODEL_TYPES), defaultValue=0
+            ),
+            QgsProcessingParameterNumber(
+                self.VALIDATION_SHARE,
+                "Validation share",
+                QgsProcessingParameterNumber.Double,
+                0.2,
+                minValue=0.0,
+                maxValue=0.9,
+            ),
+        ]
+        for param in advanced:
+            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        for param in params[:4] + advanced + params[4:]:
+            param.setHelp(HELP[param.name()])
+            self.addParameter(param)
+        self.addOutput(QgsProcessingOutputString("MODEL_ID", "Model identifier"))
+        self.addOutput(QgsProcessingOutputNumber("VALIDATION_OA", "Validation overall accuracy"))
+        self.addOutput(QgsProcessingOutputNumber("VALIDATION_PIXELS", "Validation pixels"))
+
+    def processAlgorithm(  # noqa: N802
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> dict[str, Any]:
+        raster = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        if raster is None or raster.providerType() != "gdal":
+            raise QgsProcessingException("the raster must be a file raster (GDAL)")
+        training = self.parameterAsLayer(parameters, self.TRAINING, context)
+        field = self.parameterAsString(parameters, self.CLASS_FIELD, context)
+        model_type = MODEL_TYPES[self.parameterAsEnum(parameters, self.MODEL_TYPE, context)]
+        pretrained = self.parameterAsString(parameters, self.PRETRAINED, context)
+        output = Path(self.parameterAsFileOutput(parameters, self.OUTPUT, context))
+        if output.suffix.lower() != ".onnx":
+            output = output.with_suffix(".onnx")
+        if pretrained and model_type != "factoformer":
+            raise QgsProcessingException(
+                f"pre-trained branches are FactoFormer's; they do not apply to {model_type}"
+            )
+        if not output.parent.is_dir():
+            raise QgsProcessingException(f"the output folder {output.parent} does not exist")
+        python = training_python()
+        staging = Path(tempfile.mkdtemp(prefix=f".{output.stem}-", dir=output.parent))
+        try:
+            args = ["train", "--raster", raster.source(), "--model", model_type]
+            args += self._labels(training, field, staging, context, feedback)
+            args += _pretrained_arguments(pretrained) if pretrained else []
+            args += ["--seed", str(self.parameterAsInt(parameters, self.SEED, context))]
+            share = self.parameterAsDouble(parameters, self.VALIDATION_SHARE, context)
+            args += ["--validation-share", f"{share:g}"]
+            if model_type in NETWORKS:
+                epochs = self.parameterAsInt(parameters, self.EPOCHS, context)
+                args += ["--epochs", str(epochs)] if epochs else []
+                args += [
+                    "--batch-size",
+                    str(self.parameterAsInt(parameters, self.BATCH_SIZE, context)),
+                ]
+            run = staging / "run"
+            args += ["--output-dir", str(run), "--progress-json", *thread_arguments()]
+            run_engine_command(python, args, feedback, (0.0, 90.0))
+            model_id = _model_id(output)
+            staged = staging / "model.onnx"
+            description = f"trained in QGIS on {raster.name()} from {training.name()}"
+            export = ["export", str(run), "--output", str(staged), "--model-id", model_id]
+            run_engine_command(
+                python, [*export, "--description", description], feedback, (90.0, 99.0)
+            )
+            if feedback.isCanceled():
+                raise QgsProcessingException(CANCELLED)
+            validation = _validation(run)
+            os.replace(staged, output)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        feedback.setProgress(100.0)
+        if validation:
+            feedback.pushInfo(
+                f"Validation: OA {100 * validation['overall_accuracy']:.2f} % on "
+                f"{validation.get('pixels', '?')} pixels (whole polygons held out)"
+            )
+        return {
+            self.OUTPUT: str(output),
+            "MODEL_ID": model_id,
+            "VALIDATION_OA": validation.get("overall_accuracy") if validation else None,
+            "VALIDATION_PIXELS": validation.get("pixels") if validation else None,
+        }
+
+    def _labels(
+        self,
+        layer,
+        field: str,
+        staging: Path,
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> list[str]:
+        """Engine arguments for the training data: a label raster, or a vector file, its
+        layer, class field and the categorized style's names and colours."""
+        if isinstance(layer, QgsRasterLayer):
+            if layer.providerType() != "gdal":
+                raise QgsProcessingException("a label raster must be a file raster (GDAL)")
+            if field:
+                feedback.pushWarning("Warning: CLASS_FIELD is ignored for a label raster")
+            return ["--train-labels", layer.source()]
+        if not isinstance(layer, QgsVectorLayer):
+            raise QgsProcessingException("the training data must be a vector layer or a raster")
+        if not field:
+            raise QgsProcessingException("vector training data needs its class field (CLASS_FIELD)")
+        if layer.fields().indexOf(field) < 0:
+            raise QgsProcessingException(f"the layer '{layer.name()}' has no field {field!r}")
+        path, layer_name = ogr_source(layer, staging, context)
+        args = ["--train-vector", path, "--class-field", field]
+        args += ["--vector-layer", layer_name] if layer_name else []
+        styles = category_styles(layer, field)
+        if styles:
+            table = staging / "classes.csv"
+            with open(table, "w", newline="", encoding="utf-8") as f:
+                csv.writer(f).writerows([("value", "name", "colour"), *styles])
+            feedback.pushInfo(
+                f"Class names and colours from the layer's style: "
+                f"{', '.join(f'{v} {n}' for v, n, _ in styles)}"
+            )
+            args += ["--classes", str(table)]
+        return args
+
+
+def ogr_source(layer: QgsVectorLayer, folder: Path, context: QgsProcessingContext) -> tuple:
+    """(file, layer name or number) OGR can read for ``layer``: its own file when it is an
+    unfiltered file layer, else its features saved as a GeoPackage in ``folder``."""
+    path, *options = layer.source().split("|")
+    settings = dict(o.split("=", 1) for o in options if "=" in o)
+    if layer.providerType() == "ogr" and not settings.get("subset") and not layer.subsetString():
+        return path, settings.get("layername") or settings.get("layerid")
+    target = folder / "training.gpkg"
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "GPKG"
+    options.layerName = "training"
+    error, message, *_ = QgsVectorFileWriter.writeAsVectorFormatV3(
+        layer, str(target), context.transformContext(), options
+    )
+    if error != QgsVectorFileWriter.NoError:
+        raise QgsProcessingException(f"cannot save the layer '{layer.name()}': {message}")
+    return str(target), "training"
+
+
+def category_styles(layer: QgsVectorLayer, field: str) -> list[tuple[str, str, str]]:
+    """(value, name, #rrggbb) of each category of a categorized style on ``field``."""
+    renderer = layer.renderer()
+    if not isinstance(renderer, QgsCategorizedSymbolRenderer):
+        return []
+    if renderer.classAttribute() != field:
+        return []
+    out = []
+    for category in renderer.categories():
+        value = category.value()
+        if value is None or value == "" or category.symbol() is None:
+            continue  # "all other values"
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        name = category.label() or str(value)
+        out.append((str(value), name, category.symbol().color().name()))
+    return out
+
+
+def _pretrained_arguments(path: str) -> list[str]:
+    """``--pretrained RUN`` for a run folder, ``--pretrained-<branch> P`` for one branch."""
+    p = Path(path)
+    if p.is_dir() and any((p / b / "encoder.pt").is_file() for b in BRANCHES):
+        return ["--pretrained", str(p)]
+    branch = p.parent.name if p.is_file() else p.name
+    if branch in BRANCHES and (p.is_file() or (p / "encoder.pt").is_file()):
+        return [f"--pretrained-{branch}", str(p)]
+    raise QgsProcessingException(
+        f"{p} is not a pretraining run (a folder with pixel/ or band/ made by Pre-train) nor "
+        "one of its branches"
+    )
+
+
+def _model_id(output: Path) -> str:
+    """A stable identifier from the file name: lower case, letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9]+", "-", output.stem.lower()).strip("-") or "model"
+
+
+def _validation(run: Path) -> dict[str, Any] | None:
+    metrics = run / "metrics.json"
+    if not metrics.is_file():
+        return None
+    return json.loads(metrics.read_text()).get("validation")
