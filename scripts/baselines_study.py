@@ -10,9 +10,23 @@ result is written as soon as it is known to ``<results>/<model>-seed<k>.json``; 
 that already exists is skipped, and an interrupted network run resumes from its last epoch
 (under ``<runs>``). ``--max-steps`` smoke runs write to ``results/baselines-smoke``.
 
+``--subset N [N ...] --subset-seeds K [K ...]`` trains instead on the stored
+label-efficiency subsets of the training split (N pixels per class, draw seed K;
+``resources/indian_pines/subsets``, made by ``scripts/make_label_subsets.py``), each with
+model seed K, and writes ``<results>/label-efficiency/<model>-<N>px-seed<K>.json``; the
+test split stays the same.
+
+``--enmap DIR`` trains instead on the EnMAP Potsdam tiles of ``DIR`` (the layout of
+``shared/data/enmap_potsdam_tiles``: its ``train_files.csv`` tiles give the training
+labels, ``validation_files.csv`` the validation labels, ``test_files.csv`` the test
+labels), measures on the test tiles and the speed on the first test tile, and writes
+``<results>/enmap-<model>-seed<k>.json``.
+
 Examples:
     python scripts/baselines_study.py --models rf svm --seeds 0        # minutes
     python scripts/baselines_study.py --models cnn3d --seeds 0 1 2 3 4  # hours on 2 cores
+    python scripts/baselines_study.py --models rf svm --subset 5 10 20 --subset-seeds 0 1 2
+    python scripts/baselines_study.py --models rf svm --enmap ../shared/data/enmap_potsdam_tiles
     python scripts/baselines_table.py results/baselines
 """
 
@@ -32,8 +46,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.config import CNN3D_RECIPES, PAPER_RECIPES  # noqa: E402
-from engine.data.scenes import load_indian_pines  # noqa: E402
-from engine.data.training_set import TrainingSet  # noqa: E402
+from engine.data.scenes import Scene, load_indian_pines  # noqa: E402
+from engine.data.subsets import load_indian_pines_subset, subset_path  # noqa: E402
+from engine.data.training_set import TileFiles, TrainingSet, load_training_set  # noqa: E402
 from engine.evaluation import evaluate_pixels  # noqa: E402
 from engine.export.onnx import export_onnx, metadata_from_run  # noqa: E402
 from engine.infer.classify import DEFAULT_BATCH_SIZE, classify_raster  # noqa: E402
@@ -53,25 +68,76 @@ BUNDLED_SCENE = ROOT / "resources" / "indian_pines" / "indian_pines.tif"
 def main() -> None:
     args = parse_args()
     configure_cpu(args.threads)
-    scene = load_indian_pines(args.data_root)
-    for name in args.models:
-        for seed in args.seeds:
-            path = args.results / f"{name}-seed{seed}.json"
+    for subset, seed in jobs(args):
+        scene = None
+        for name in args.models:
+            tag = f"{name}-{subset}px-seed{seed}" if subset else f"{name}-seed{seed}"
+            tag = f"enmap-{tag}" if args.enmap else tag
+            path = args.results / f"{tag}.json"
             if path.exists():
                 print(f"{path} exists; skipped", file=sys.stderr)
                 continue
-            print(f"training {name} seed {seed}", file=sys.stderr)
-            data = TrainingSet.from_scene(scene, model_spec(name).patch_size)
-            out = args.runs / f"{name}-seed{seed}"
-            model, seconds, details = train(name, data, seed, out, args)
-            record = measure(name, seed, data, model, seconds, details)
+            print(f"training {tag}", file=sys.stderr)
+            patch_size = model_spec(name).patch_size
+            if args.enmap:
+                data, raster = enmap_data(args.enmap, patch_size), enmap_tiles(args.enmap)[2][0]
+            else:
+                scene = scene or load_scene(args.data_root, subset, seed)
+                data, raster = TrainingSet.from_scene(scene, patch_size), BUNDLED_SCENE
+            model, seconds, details = train(name, data, seed, args.runs / tag, args)
+            record = measure(name, seed, data, model, seconds, details, raster)
+            if subset:
+                record["subset"] = subset_record(scene, subset, seed)
             write_json(path, record)
             m = record["metrics"]
             print(
-                f"{name} seed {seed}: OA {100 * m['overall_accuracy']:.2f} "
+                f"{tag}: OA {100 * m['overall_accuracy']:.2f} "
                 f"AA {100 * m['average_accuracy']:.2f} kappa {100 * m['kappa']:.2f}, trained in "
                 f"{seconds:.1f} s, {record['inference']['pixels_per_second']:.0f} px/s -> {path}"
             )
+
+
+def jobs(args: argparse.Namespace) -> list[tuple[int | None, int]]:
+    """(pixels per class or None for the whole split, seed) pairs, in the order run."""
+    if args.subset:
+        return [(n, k) for n in args.subset for k in args.subset_seeds]
+    return [(None, k) for k in args.seeds]
+
+
+def load_scene(data_root: Path | None, subset: int | None, seed: int) -> Scene:
+    """Indian Pines with the whole training split, or with a stored subset of it."""
+    if subset is None:
+        return load_indian_pines(data_root)
+    return load_indian_pines_subset(subset, seed, data_root)
+
+
+def enmap_tiles(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """Image tiles of the train, validation and test lists of the EnMAP Potsdam folder."""
+    lists = []
+    for split in ("train", "validation", "test"):
+        table = (folder / f"{split}_files.csv").read_text().split()[1:]
+        lists.append([folder / line.split(",")[0] for line in table])
+    return lists[0], lists[1], lists[2]
+
+
+def enmap_data(folder: Path, patch_size: int) -> TrainingSet:
+    """The EnMAP Potsdam tiles, each labelled for the split of the list that names it."""
+    tiles = [
+        TileFiles(raster, **{f"{split}_labels": folder / "labels" / raster.name})
+        for split, rasters in zip(("train", "validation", "test"), enmap_tiles(folder), strict=True)
+        for raster in rasters
+    ]
+    return load_training_set(tiles, patch_size, name="enmap_potsdam")
+
+
+def subset_record(scene: Scene, per_class: int, seed: int) -> dict[str, Any]:
+    """Which stored subset a label-efficiency result was trained on."""
+    return {
+        "per_class": per_class,
+        "seed": seed,
+        "file": subset_path(per_class, seed).relative_to(ROOT).as_posix(),
+        "training_pixels": int((scene.train_labels > 0).sum()),
+    }
 
 
 def train(
@@ -91,7 +157,8 @@ def train(
     named = named or PAPER_RECIPES["indian_pines"]
     recipe = replace(named, seed=seed, max_steps=args.max_steps)
     run = run_training(data, recipe, out, config, feedback=feedback, resume=True)
-    checkpoint, metadata = metadata_from_run(out, f"{name}-indian-pines-seed{seed}")
+    model_id = f"{name}-{data.name}-seed{seed}".replace("_", "-")
+    checkpoint, metadata = metadata_from_run(out, model_id)
     model = export_onnx(checkpoint, metadata, out / MODEL_NAME)
     details = {"config": config.to_dict(), "recipe": recipe.to_dict(), "steps": run.result.steps}
     return model, run.result.seconds, details
@@ -104,12 +171,13 @@ def measure(
     model: Path,
     seconds: float,
     details: dict[str, Any],
+    raster: Path,
 ) -> dict[str, Any]:
-    """Test metrics of the ONNX model and its whole-scene speed in the engine."""
+    """Test metrics of the ONNX model and its speed classifying all of ``raster``."""
     classifier = OnnxClassifier(model)
     metrics = evaluate_pixels(classifier.map_logits, data.test, data.num_classes)
     with tempfile.TemporaryDirectory() as tmp:
-        report = classify_raster(BUNDLED_SCENE, classifier, Path(tmp) / "classes.tif")
+        report = classify_raster(raster, classifier, Path(tmp) / "classes.tif")
     return {
         "model": name,
         "model_type": classifier.metadata.model_type,
@@ -119,7 +187,7 @@ def measure(
         "metrics": metrics.to_dict([c.name for c in data.classes]),
         "training_seconds": round(seconds, 2),
         "inference": {
-            "raster": BUNDLED_SCENE.name,
+            "raster": raster.name,
             "pixels": report.classified_pixels,
             "seconds": round(report.seconds, 3),
             "pixels_per_second": round(report.pixels_per_second, 1),
@@ -144,15 +212,26 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS[:3]))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument(
+        "--subset", nargs="+", type=int, help="train on the stored N-pixels-per-class subsets"
+    )
+    parser.add_argument(
+        "--subset-seeds", nargs="+", type=int, default=[0, 1, 2], help="their draw seeds"
+    )
     parser.add_argument("--data-root", type=Path, help="shared/data layout (default: bundled)")
+    parser.add_argument("--enmap", type=Path, help="train and test on these EnMAP Potsdam tiles")
     parser.add_argument("--max-steps", type=int, help="3D-CNN smoke runs: stop after N steps")
     parser.add_argument("--results", type=Path, help="default: results/baselines")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "baselines")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
-    folder = "baselines-smoke" if args.max_steps else "baselines"
-    args.results = args.results or ROOT / "results" / folder
+    if args.enmap and (args.subset or "factoformer" in args.models):
+        parser.error("--enmap runs rf, svm and cnn3d on the whole tile lists (no --subset)")
+    folder = ROOT / "results" / ("baselines-smoke" if args.max_steps else "baselines")
+    if args.subset:
+        folder = folder / "label-efficiency"
+    args.results = args.results or folder
     return args
 
 

@@ -1,60 +1,191 @@
-"""Markdown table of the baselines study: one row per model, mean ± std over its seeds.
+"""Markdown comparison tables of the baselines and the transformers, mean ± std over seeds.
 
-Usage: python scripts/baselines_table.py results/baselines [more folders or .json files]
-Reads the JSON results of ``scripts/baselines_study.py``. Accuracies are test-split
-percentages (standard deviation with ddof=1; 0 for one seed); training time and
-whole-scene inference speed (pixels/s, the engine on the bundled 145 x 145 scene) are
-means over the seeds.
+Usage: python scripts/baselines_table.py [FOLDERS or .json files] [--speed results/speed]
+           [--label-efficiency "results/*/label-efficiency"]
+
+Reads the JSON results of ``scripts/baselines_study.py`` (``model`` key) and of
+``scripts/pretrain_study.py`` (``config`` key: ``scratch`` is FactoFormer from scratch,
+anything else a pre-trained FactoFormer); default folders ``results/baselines`` and
+``results/pretraining`` (their own files, not subfolders). Prints three tables:
+
+1. Indian Pines fixed split: OA/AA/kappa on the test split, training wall time (the whole
+   recipe, pretraining included) and whole-scene inference speed (pixels/s, the engine on
+   the bundled 145 x 145 scene; from ``results/speed/<model>.json``, written by
+   ``scripts/inference_speed.py``, for models whose results carry none). Models without
+   results yet are listed as pending.
+2. Label efficiency: test OA by labelled pixels per class (stored subsets; ``full`` is
+   the whole training split of table 1), from every ``label-efficiency`` folder.
+3. EnMAP Potsdam test tiles.
+
+Accuracies are percentages; std with ddof=1 (0 for one seed); times and speeds are means.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from glob import glob
 from pathlib import Path
 
 import numpy as np
 
-ORDER = ("rf", "svm", "cnn3d", "factoformer")
+ROOT = Path(__file__).resolve().parents[1]
+ORDER = ("rf", "svm", "cnn3d", "factoformer", "factoformer-both", "maskedsst", "maskedsst-pre")
 NAMES = {
     "rf": "Random forest",
     "svm": "RBF SVM",
     "cnn3d": "3D-CNN (Li et al. 2017)",
     "factoformer": "FactoFormer (scratch)",
+    "factoformer-both": "FactoFormer (pre-trained)",
+    "maskedsst": "MaskedSST (scratch)",
+    "maskedsst-pre": "MaskedSST (pre-trained)",
 }
+PENDING = {"factoformer-both", "maskedsst", "maskedsst-pre"}
+SPEED_OF = {"factoformer-": "factoformer", "maskedsst-": "maskedsst"}
+METRICS = ("overall_accuracy", "average_accuracy", "kappa")
+BUDGETS = (5, 10, 20, "full")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="+", type=Path)
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        default=[ROOT / "results" / "baselines", ROOT / "results" / "pretraining"],
+    )
+    parser.add_argument("--speed", type=Path, default=ROOT / "results" / "speed")
+    parser.add_argument(
+        "--label-efficiency", default=str(ROOT / "results" / "*" / "label-efficiency")
+    )
     args = parser.parse_args()
-    print(table(load(args.paths)))
+    full = load(args.paths)
+    speeds = load_speeds(args.speed)
+    print("Indian Pines fixed split\n")
+    print(table(full.get("indian_pines", {}), speeds, pending=True))
+    print("\nLabel efficiency (Indian Pines, test OA %)\n")
+    print(efficiency_table(load_label_efficiency(args.label_efficiency), full))
+    print("\nEnMAP Potsdam test tiles\n")
+    print(table(full.get("enmap_potsdam", {}), speeds, pending=False))
 
 
-def load(paths: list[Path]) -> dict[str, list[dict]]:
-    """Results grouped by model, in :data:`ORDER`."""
-    files = [f for p in paths for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])]
-    groups: dict[str, list[dict]] = {}
-    for f in files:
+def model_key(record: dict) -> str:
+    """The table row of a result: its ``model``, or ``factoformer[-config]`` (pretraining)."""
+    if "model" in record:
+        return record["model"]
+    config = record["config"]
+    return "factoformer" if config == "scratch" else f"factoformer-{config}"
+
+
+def name(key: str) -> str:
+    return NAMES.get(key, f"FactoFormer (pre-trained: {key.split('-', 1)[-1]})")
+
+
+def json_files(paths: list[Path]) -> list[Path]:
+    return [f for p in paths for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])]
+
+
+def is_test_result(record: dict) -> bool:
+    return "metrics" in record and record.get("evaluated_on", "test") == "test"
+
+
+def load(paths: list[Path]) -> dict[str, dict[str, list[dict]]]:
+    """Test results by data set, then by row key (in :data:`ORDER`, others after)."""
+    groups: dict[str, dict[str, list[dict]]] = {}
+    for f in json_files(paths):
         record = json.loads(f.read_text())
-        groups.setdefault(record["model"], []).append(record)
-    return {m: sorted(groups[m], key=lambda r: r["seed"]) for m in ORDER if m in groups}
+        if is_test_result(record) and "subset" not in record:
+            dataset = groups.setdefault(record.get("dataset", "indian_pines"), {})
+            dataset.setdefault(model_key(record), []).append(record)
+    return {d: ordered(g) for d, g in groups.items()}
 
 
-def table(groups: dict[str, list[dict]]) -> str:
+def ordered(groups: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    keys = [k for k in ORDER if k in groups] + sorted(k for k in groups if k not in ORDER)
+    return {k: sorted(groups[k], key=lambda r: r["seed"]) for k in keys}
+
+
+def load_speeds(folder: Path) -> dict[str, float]:
+    """Pixels/s by model name from ``scripts/inference_speed.py`` results."""
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    records = [json.loads(f.read_text()) for f in files]
+    return {r["model"]: r["inference"]["pixels_per_second"] for r in records}
+
+
+def load_label_efficiency(pattern: str) -> dict[str, dict[int, list[dict]]]:
+    """Label-efficiency results (any depth below the folders) by row key, then budget."""
+    groups: dict[str, dict[int, list[dict]]] = {}
+    for folder in sorted(glob(pattern)):
+        for f in sorted(Path(folder).rglob("*.json")):
+            record = json.loads(f.read_text())
+            if is_test_result(record) and record.get("subset"):
+                budget = int(record["subset"]["per_class"])
+                groups.setdefault(model_key(record), {}).setdefault(budget, []).append(record)
+    return {k: dict(sorted(v.items())) for k, v in ordered_keys(groups).items()}
+
+
+def ordered_keys(groups: dict) -> dict:
+    keys = [k for k in ORDER if k in groups] + sorted(k for k in groups if k not in ORDER)
+    return {k: groups[k] for k in keys}
+
+
+def mean_std(records: list[dict], key: str = "overall_accuracy") -> tuple[float, float]:
+    values = 100 * np.array([r["metrics"][key] for r in records])
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def training_seconds(record: dict) -> float:
+    """The whole recipe's wall time (baselines: search and fit; pretraining study: all)."""
+    if "training_seconds" in record:
+        return record["training_seconds"]
+    return record["seconds"]["whole_recipe"]
+
+
+def speed(key: str, rows: list[dict], speeds: dict[str, float]) -> float | None:
+    measured = [r["inference"]["pixels_per_second"] for r in rows if "inference" in r]
+    if measured:
+        return float(np.mean(measured))
+    family = next((v for p, v in SPEED_OF.items() if key.startswith(p)), key)
+    return speeds.get(key, speeds.get(family))
+
+
+def table(groups: dict[str, list[dict]], speeds: dict[str, float], pending: bool) -> str:
     lines = [
         "| model | seeds | OA % | AA % | kappa % | training (s) | inference (px/s) |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for model, rows in groups.items():
-        keys = ("overall_accuracy", "average_accuracy", "kappa")
-        values = 100 * np.array([[r["metrics"][k] for k in keys] for r in rows])
-        std = values.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(3)
-        cells = " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(values.mean(0), std, strict=True))
-        seconds = np.mean([r["training_seconds"] for r in rows])
-        speed = np.mean([r["inference"]["pixels_per_second"] for r in rows])
+    keys = list(groups) + [k for k in ORDER if pending and k in PENDING and k not in groups]
+    for key in keys:
+        rows = groups.get(key)
+        if not rows:
+            lines.append(f"| {name(key)} | pending | – | – | – | – | – |")
+            continue
+        cells = " | ".join("{:.2f} ± {:.2f}".format(*mean_std(rows, m)) for m in METRICS)
+        seconds = np.mean([training_seconds(r) for r in rows])
+        pixels = speed(key, rows, speeds)
+        rate = f"{pixels:,.0f}" if pixels else "–"
         seeds = ",".join(str(r["seed"]) for r in rows)
-        lines.append(f"| {NAMES[model]} | {seeds} | {cells} | {seconds:.1f} | {speed:,.0f} |")
+        lines.append(f"| {name(key)} | {seeds} | {cells} | {seconds:,.1f} | {rate} |")
+    return "\n".join(lines)
+
+
+def efficiency_table(
+    subsets: dict[str, dict[int, list[dict]]], full: dict[str, dict[str, list[dict]]]
+) -> str:
+    """OA mean ± std (runs) per model and labelled pixels per class."""
+    whole = full.get("indian_pines", {})
+    lines = [
+        "| model | "
+        + " | ".join(f"{b} px/class" if b != "full" else "full" for b in BUDGETS)
+        + " |",
+        "|---|" + "---:|" * len(BUDGETS),
+    ]
+    for key in subsets:
+        cells = []
+        for budget in BUDGETS:
+            rows = whole.get(key) if budget == "full" else subsets[key].get(budget)
+            cells.append("{:.2f} ± {:.2f} ({})".format(*mean_std(rows), len(rows)) if rows else "–")
+        lines.append(f"| {name(key)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
