@@ -176,6 +176,10 @@ def measure(
     """Test metrics of the ONNX model and its speed classifying all of ``raster``."""
     classifier = OnnxClassifier(model)
     metrics = evaluate_pixels(classifier.map_logits, data.test, data.num_classes)
+    names = [c.name for c in data.classes]
+    if data.validation is not None:  # measured only: nothing is chosen by it
+        validation = evaluate_pixels(classifier.map_logits, data.validation, data.num_classes)
+        details = {**details, "validation_metrics": validation.to_dict(names)}
     with tempfile.TemporaryDirectory() as tmp:
         report = classify_raster(raster, classifier, Path(tmp) / "classes.tif")
     return {
@@ -184,7 +188,7 @@ def measure(
         "seed": seed,
         "dataset": data.name,
         "split": data.split,
-        "metrics": metrics.to_dict([c.name for c in data.classes]),
+        "metrics": metrics.to_dict(names),
         "training_seconds": round(seconds, 2),
         "inference": {
             "raster": raster.name,
