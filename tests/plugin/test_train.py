@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from helpers import BUNDLED_SCENE, BUNDLED_TEST, REPO, read_raster
 from osgeo import gdal, ogr
+from test_qgis_process import qgis_env  # noqa: F401 (fixture: a profile with the plugin)
 
 from engine.data.validation import carve_validation
 from engine.data.vector_labels import rasterise_labels
@@ -238,3 +239,48 @@ def test_vector_training_needs_its_class_field(run, fields, tmp_path):
             },
         )
     assert list(tmp_path.iterdir()) == []
+
+
+# --- through qgis_process -------------------------------------------------------------------
+
+
+def test_workflow_through_qgis_process(qgis_env, fields, tmp_path):  # noqa: F811
+    from test_qgis_process import _qgis_process
+
+    env = {**qgis_env, "OMP_NUM_THREADS": "1"}
+
+    def run_json(algorithm, *params):
+        done = _qgis_process(env, "--json", "run", algorithm, "--", *params)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+        return json.loads(done.stdout)["results"]  # nothing else is printed on stdout
+
+    pre, model = tmp_path / "pre", tmp_path / "model.onnx"
+    run_json(
+        "factoformer:pretrain",
+        f"INPUT={BUNDLED_SCENE}",
+        f"OUTPUT={pre}",
+        "MAX_STEPS=1",
+        "BATCH_SIZE=32",
+    )
+    assert (pre / "pixel" / "encoder.pt").is_file() and (pre / "band" / "encoder.pt").is_file()
+    trained = run_json(
+        "factoformer:train",
+        f"INPUT={BUNDLED_SCENE}",
+        f"TRAINING={fields}",
+        "CLASS_FIELD=crop",
+        f"PRETRAINED={pre}",
+        "EPOCHS=1",
+        "BATCH_SIZE=64",
+        f"OUTPUT={model}",
+    )
+    assert trained["OUTPUT"] == str(model) and trained["VALIDATION_PIXELS"] > 0
+    classes, report = tmp_path / "classes.tif", tmp_path / "report.html"
+    run_json(
+        "factoformer:classify", f"INPUT={BUNDLED_SCENE}", f"MODEL={model}", f"OUTPUT={classes}"
+    )
+    assessed = run_json(
+        "factoformer:assess", f"INPUT={classes}", f"REFERENCE={BUNDLED_TEST}", f"OUTPUT={report}"
+    )
+    metrics = classification_metrics(read_raster(BUNDLED_TEST), read_raster(classes), 16)
+    assert assessed["OA"] == metrics.overall_accuracy
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging

@@ -1,0 +1,71 @@
+"""Finding the Python that trains, and running engine commands in it (no QGIS needed)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+
+@pytest.fixture()
+def runner(plugin_module):
+    import importlib
+
+    return importlib.import_module(f"{plugin_module.__name__}.runner")
+
+
+def test_override_may_be_a_path_or_a_command_with_arguments(runner, tmp_path):
+    python = tmp_path / "my python"
+    python.write_text("")
+    assert runner.find_python({runner.PYTHON_ENV: str(python)}) == [str(python)]
+    assert runner.find_python({runner.PYTHON_ENV: "/usr/bin/python3 -S"}) == [
+        "/usr/bin/python3",
+        "-S",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("layout", "program"),
+    [("windows", "qgis-bin.exe"), ("macos", "QGIS")],
+)
+def test_python_beside_a_qgis_program_is_found(runner, monkeypatch, tmp_path, layout, program):
+    """On Windows and macOS sys.executable is QGIS itself: the interpreter is looked for in
+    sys.exec_prefix (root, as OSGeo4W's apps/Python3x) or its bin/ (QGIS.app)."""
+    prefix = tmp_path / "prefix"
+    expected = prefix / "python.exe" if layout == "windows" else prefix / "bin" / "python3"
+    expected.parent.mkdir(parents=True, exist_ok=True)
+    expected.write_text("")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / program))
+    monkeypatch.setattr(sys, "exec_prefix", str(prefix))
+    monkeypatch.setattr(sys, "base_prefix", str(prefix))
+    assert runner.find_python({}) == [str(expected)]
+
+
+def test_no_python_found_says_which_variable_to_set(runner, monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "qgis-bin.exe"))
+    monkeypatch.setattr(sys, "exec_prefix", str(tmp_path))
+    monkeypatch.setattr(sys, "base_prefix", str(tmp_path))
+    with pytest.raises(runner.RunnerError, match="set the environment variable FACTOFORMER_PYTHON"):
+        runner.find_python({})
+
+
+def test_a_failing_command_raises_its_error_line(runner, plugin_module, tmp_path):
+    from pathlib import Path
+
+    root = Path(plugin_module.__file__).parent
+    lines = []
+    args = [
+        "train",
+        "--raster",
+        str(tmp_path / "missing.tif"),
+        "--train-vector",
+        "x.gpkg",
+        "--class-field",
+        "c",
+        "--output-dir",
+        str(tmp_path / "run"),
+        "--progress-json",
+    ]
+    with pytest.raises(runner.RunnerError, match="missing.tif") as err:
+        runner.run_engine([sys.executable], root, args, print, lines.append, lambda: False)
+    assert "\n" not in str(err.value) and not str(err.value).startswith("error")
