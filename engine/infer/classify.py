@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,36 @@ class ClassificationReport:
         }
 
 
+@dataclass
+class RasterSource:
+    """An opened input: the raster, the bands read from it, their plan and the user mask."""
+
+    name: GdalName
+    ds: gdal.Dataset
+    info: BandInfo
+    plan: BandPlan
+    mask_ds: gdal.Dataset | None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, cols) of the raster."""
+        return self.ds.RasterYSize, self.ds.RasterXSize
+
+
+@dataclass
+class StagedRun:
+    """A run's report and its staged outputs, hidden until :meth:`TiledClassifier.finish_run`."""
+
+    report: ClassificationReport
+    input_name: str
+    staged: dict[str, StagedGeoTiff] = field(default_factory=dict)
+
+    def discard(self) -> None:
+        """Remove every staged file; the destinations are left untouched."""
+        for out in self.staged.values():
+            out.discard()
+
+
 class TiledClassifier:
     """Classifies rasters window by window with bounded memory.
 
@@ -157,42 +188,72 @@ class TiledClassifier:
     ) -> ClassificationReport:
         feedback = feedback or SilentFeedback()
         start = time.monotonic()
-        raster = GdalName(os.fspath(raster))  # verbatim: /vsizip//..., NETCDF:"f.nc":v
-        ds, info, plan, mask_ds = self._open(raster, mask)
-        width, height = ds.RasterXSize, ds.RasterYSize
+        source = self.open_input(raster, mask)
         requested = {"class_map": output, "confidence": confidence, "probabilities": probabilities}
-        destinations = self._destinations(requested, ds, mask_ds)
-        self._preflight(destinations, width, height, feedback)
-        check_cancelled(feedback)
+        run = self.start_run(source, requested, feedback)
+        try:
+            counts = self._classify_windows(source, run, feedback)
+            self.finish_run(run, counts, feedback)
+        except BaseException:
+            run.discard()
+            raise
+        run.report.seconds = time.monotonic() - start
+        return run.report
 
+    def open_input(
+        self, raster: str | os.PathLike[str], mask: str | os.PathLike[str] | None = None
+    ) -> RasterSource:
+        """The raster (any GDAL name, passed verbatim: /vsizip//..., NETCDF:"f.nc":v), the
+        bands to read, their plan and the mask, checked against the model."""
+        name = GdalName(os.fspath(raster))
+        return RasterSource(name, *self._open(name, mask))
+
+    def start_run(
+        self,
+        source: RasterSource,
+        requested: dict[str, str | os.PathLike[str] | None],
+        feedback: Feedback,
+    ) -> StagedRun:
+        """Check the outputs (paths, disk room, memory), then stage and describe them.
+
+        ``requested``: ``class_map`` and optional ``confidence``/``probabilities`` paths.
+        Nothing appears at the destinations before :meth:`finish_run`.
+        """
+        ds = source.ds
+        destinations = self._destinations(requested, ds, source.mask_ds)
+        self._preflight(destinations, ds.RasterXSize, ds.RasterYSize, feedback)
+        check_cancelled(feedback)
         report = ClassificationReport(
             class_map=destinations["class_map"],
             confidence=destinations.get("confidence"),
             probabilities=destinations.get("probabilities"),
             model_id=self.meta.model_id,
-            width=width,
-            height=height,
+            width=ds.RasterXSize,
+            height=ds.RasterYSize,
         )
-        staged: dict[str, StagedGeoTiff] = {}
+        run = StagedRun(report, source.name.name)
         try:
-            self._stage(destinations, ds, staged)
-            self._describe_outputs(staged, raster)
-            self._warn_if_raw(info, raster.name, feedback, report)
-            report.band_plan = plan.description
-            counts = self._classify_windows(
-                ds, info, plan, mask_ds, staged, feedback, report, raster
-            )
-            self._count(counts, report, raster.name)
-            check_cancelled(feedback)
-            for name, out in staged.items():
-                out.finish(paletted_qml(self.meta.classes) if name == "class_map" else None)
-            commit_outputs(list(staged.values()))
+            self._stage(destinations, ds, run.staged)
+            self._describe_outputs(run.staged, source.name)
+            self._warn_if_raw(source.info, source.name.name, feedback, report)
+            report.band_plan = source.plan.description
         except BaseException:
-            for out in staged.values():
-                out.discard()
+            run.discard()
             raise
-        report.seconds = time.monotonic() - start
-        return report
+        return run
+
+    def finish_run(self, run: StagedRun, counts: np.ndarray, feedback: Feedback) -> None:
+        """Count the classes (refusing a raster without a valid pixel), then write every
+        output and move them all into place together. The caller discards ``run`` on error."""
+        self._count(counts, run.report, run.input_name)
+        check_cancelled(feedback)
+        for name, out in run.staged.items():
+            out.finish(paletted_qml(self.meta.classes) if name == "class_map" else None)
+        commit_outputs(list(run.staged.values()))
+
+    def range_monitor(self, source: RasterSource) -> RangeMonitor:
+        """Counts the pixels of ``source`` far outside the model's training range."""
+        return RangeMonitor(self.meta.normalization, self.meta.model_id, source.name.name)
 
     def _open(
         self, raster: GdalName, mask: str | os.PathLike[str] | None
@@ -315,36 +376,44 @@ class TiledClassifier:
                 band.SetNoDataValue(PROBABILITY_NODATA)
 
     def _classify_windows(
-        self,
-        ds: gdal.Dataset,
-        info: BandInfo,
-        plan: BandPlan,
-        mask_ds: gdal.Dataset | None,
-        staged: dict[str, StagedGeoTiff],
-        feedback: Feedback,
-        report: ClassificationReport,
-        raster: GdalName,
+        self, source: RasterSource, run: StagedRun, feedback: Feedback
     ) -> np.ndarray:
         """Read, predict and write every window; returns the pixel count of each class value."""
-        width, height = ds.RasterXSize, ds.RasterYSize
+        height, width = source.shape
         total = width * height
         counts = np.zeros(self.meta.num_classes + 1, dtype=np.int64)
-        monitor = RangeMonitor(self.meta.normalization, self.meta.model_id, raster.name)
+        monitor = self.range_monitor(source)
         done = 0
         for tile in tile_raster(width, height, self.tile_size):
             check_cancelled(feedback)
-            window = with_halo(tile, self.halo, width, height)
-            padded, valid = self._read(ds, info, plan, mask_ds, window, monitor)
-            logits = None
-            if padded is not None:
-                logits = self._predict(padded, valid, tile, (height, width), feedback, done)
-            classes, probs = self._scores(logits, valid, tile, ds)
-            self._write(staged, tile, classes, probs, valid)
+            classes, probs, valid = self.classify_tile(source, tile, monitor, feedback, done)
+            self.write_tile(run.staged, tile, tile_layers(classes, probs, valid, run.staged))
             counts += np.bincount(classes.ravel(), minlength=counts.size)
             done += tile.size
-            self._report(monitor.warning(final=done == total), feedback, report)
+            self._report(monitor.warning(final=done == total), feedback, run.report)
             feedback.set_progress(done / total)
         return counts
+
+    def classify_tile(
+        self,
+        source: RasterSource,
+        tile: Window,
+        monitor: RangeMonitor,
+        feedback: Feedback,
+        done: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Class values (0: not classified), probabilities (-1) and the classified pixels
+        of one tile of the raster's tile grid; ``done``: pixels finished before it (progress)."""
+        height, width = source.shape
+        window = with_halo(tile, self.halo, width, height)
+        padded, valid = self._read(
+            source.ds, source.info, source.plan, source.mask_ds, window, monitor
+        )
+        logits = None
+        if padded is not None:
+            logits = self._predict(padded, valid, tile, (height, width), feedback, done)
+        classes, probs = self._scores(logits, valid, tile, source.ds)
+        return classes, probs, valid
 
     def _read(
         self,
@@ -420,17 +489,10 @@ class TiledClassifier:
         return classes, probs
 
     @staticmethod
-    def _write(
-        staged: dict[str, StagedGeoTiff],
-        tile: Window,
-        classes: np.ndarray,
-        probs: np.ndarray,
-        valid: np.ndarray,
+    def write_tile(
+        staged: dict[str, StagedGeoTiff], tile: Window, layers: dict[str, list[np.ndarray]]
     ) -> None:
-        """Write a window's values into every staged output."""
-        layers = {"class_map": [classes], "probabilities": list(probs)}
-        if "confidence" in staged:
-            layers["confidence"] = [np.where(valid, probs.max(axis=0), PROBABILITY_NODATA)]
+        """Write a window's layers (see :func:`tile_layers`) into every staged output."""
         for name, out in staged.items():
             try:
                 for band, values in enumerate(layers[name], start=1):
@@ -458,6 +520,20 @@ class TiledClassifier:
                 f"({cols[i]}, {rows[i]}) of {Path(ds.GetDescription()).name}; its values may be "
                 "far outside the model's training range"
             )
+
+
+def tile_layers(
+    classes: np.ndarray, probs: np.ndarray, valid: np.ndarray, outputs: Iterable[str]
+) -> dict[str, list[np.ndarray]]:
+    """The band arrays each of ``outputs`` (``class_map``, ``confidence``,
+    ``probabilities``) gets for a window."""
+    outputs = set(outputs)
+    layers = {"class_map": [classes]}
+    if "confidence" in outputs:
+        layers["confidence"] = [np.where(valid, probs.max(axis=0), PROBABILITY_NODATA)]
+    if "probabilities" in outputs:
+        layers["probabilities"] = list(probs)
+    return layers
 
 
 def classify_raster(

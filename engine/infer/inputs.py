@@ -117,6 +117,16 @@ class RangeMonitor:
         self.low = min(self.low, float(values.min(axis=0)[valid].min()))
         self.high = max(self.high, float(values.max(axis=0)[valid].max()))
 
+    def counts(self) -> tuple[int, int, float, float]:
+        """(valid, far outside, lowest, highest value) so far, for :meth:`merge`."""
+        return self.valid, self.far, self.low, self.high
+
+    def merge(self, counts: tuple[int, int, float, float]) -> None:
+        """Add another monitor's :meth:`counts` (a block of the raster read elsewhere)."""
+        valid, far, low, high = counts
+        self.valid, self.far = self.valid + valid, self.far + far
+        self.low, self.high = min(self.low, low), max(self.high, high)
+
     def warning(self, final: bool = False) -> str | None:
         """The warning to report, once, when a large share of pixels is far outside.
 

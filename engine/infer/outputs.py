@@ -39,6 +39,9 @@ OUTPUT_LABELS = {
 STAGED_NAME = re.compile(r"^\..*\.(?P<pid>[0-9]+)-(?P<token>[0-9a-f]{8})\.partial\.tif$")
 STAGING_DOMAIN = "FACTOFORMER"
 STAGING_KEY = "STAGING"
+# Staged folders (the blocks Dask workers write): ".<stem>.<pid>-<token>.blocks", holding
+# the same marker in a file named STAGING_KEY.
+STAGED_FOLDER = re.compile(r"^\..*\.(?P<pid>[0-9]+)-(?P<token>[0-9a-f]{8})\.blocks$")
 
 
 def check_destinations(
@@ -141,6 +144,9 @@ def remove_stale_staging(folder: Path) -> list[Path]:
     except OSError:
         return []
     for entry in entries:
+        if STAGED_FOLDER.match(entry.name) and entry.is_dir(follow_symlinks=False):
+            _remove_stale_folder(Path(entry.path))
+            continue
         match = STAGED_NAME.match(entry.name)
         if match is None or not entry.is_file(follow_symlinks=False):
             continue
@@ -158,6 +164,20 @@ def remove_stale_staging(folder: Path) -> list[Path]:
         else:
             removed.append(path)
     return removed
+
+
+def _remove_stale_folder(path: Path) -> None:
+    """Delete a staged folder whose run is gone and whose marker file proves it ours."""
+    match = STAGED_FOLDER.match(path.name)
+    pid = int(match["pid"])
+    if pid == os.getpid() or process_alive(pid):
+        return
+    try:
+        marker = (path / STAGING_KEY).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        return
+    if marker == _marker(pid, match["token"]):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _marker(pid: int, token: str) -> str:
@@ -270,6 +290,26 @@ class StagedGeoTiff:
         finally:
             sys.unraisablehook = previous_hook
         return errors[0] if errors else None
+
+
+class StagedFolder:
+    """A hidden folder beside ``destination`` for a run's intermediate files (the blocks
+    Dask workers write), named and marked like a staged raster so that
+    :func:`remove_stale_staging` removes it if the run is killed; :meth:`discard` removes it.
+    """
+
+    def __init__(self, destination: Path) -> None:
+        pid, token = os.getpid(), uuid.uuid4().hex[:8]
+        self.path = destination.with_name(f".{destination.stem}.{pid}-{token}.blocks")
+        try:
+            self.path.mkdir()
+            (self.path / STAGING_KEY).write_text(_marker(pid, token), encoding="ascii")
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot create {self.path}: {exc.strerror or exc}") from None
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
 
 
 def commit_outputs(outputs: Sequence[StagedGeoTiff]) -> None:
