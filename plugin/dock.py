@@ -28,11 +28,13 @@ from qgis.PyQt.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from .engine import SHIPPED_MODEL
+from .train_panel import TrainPanel
 
 ALGORITHM_ID = "factoformer:classify"
 WARNING_PREFIX = "Warning: "  # how the algorithm logs the engine's warnings
@@ -117,7 +119,12 @@ class ClassifyDock(QgsDockWidget):
         layout.addStretch(1)
         body = QWidget()
         body.setLayout(layout)
-        self.setWidget(body)
+        self.train_panel = TrainPanel(iface.messageBar())
+        self.train_panel.modelTrained.connect(self.use_model)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(body, "Classify")
+        self.tabs.addTab(self.train_panel, "Train")
+        self.setWidget(self.tabs)
 
         self.layer_combo.layerChanged.connect(self.check_inputs)
         self.model_widget.fileChanged.connect(self.check_inputs)
@@ -216,13 +223,19 @@ class ClassifyDock(QgsDockWidget):
         )
         self.check_inputs()
 
+    def use_model(self, path: str) -> None:
+        """Make ``path`` (a model just trained) the model to classify with."""
+        self.model_widget.setFilePath(path)
+        self.check_inputs()
+
     def cancel(self) -> None:
         """Ask the running classification to stop (no output is left behind)."""
         if self.feedback is not None:
             self.feedback.cancel()
 
     def shutdown(self) -> None:
-        """Cancel a running task before the plugin unloads."""
+        """Cancel running tasks before the plugin unloads."""
+        self.train_panel.shutdown()
         if self.task is not None:
             self.cancel()
             self.task.waitForFinished(10000)

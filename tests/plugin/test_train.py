@@ -284,3 +284,75 @@ def test_workflow_through_qgis_process(qgis_env, fields, tmp_path):  # noqa: F81
     metrics = classification_metrics(read_raster(BUNDLED_TEST), read_raster(classes), 16)
     assert assessed["OA"] == metrics.overall_accuracy
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging
+
+
+# --- the dock's Train tab -------------------------------------------------------------------
+
+
+def test_dock_trains_in_the_background_and_picks_the_new_model(
+    plugin_module, qgis_iface, qgis_processing, styled_layer, monkeypatch, tmp_path
+):
+    import time
+
+    from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    scene = QgsRasterLayer(str(BUNDLED_SCENE), "Indian Pines")
+    QgsProject.instance().addMapLayers([scene, styled_layer])
+    plugin = plugin_module.classFactory(qgis_iface)
+    plugin.initGui()
+    panel = plugin.dock.train_panel
+    try:
+        panel.raster_combo.setLayer(scene)
+        panel.training_combo.setLayer(styled_layer)
+        assert panel.field_combo.currentField() == "crop"  # the field the style uses
+        assert not panel.run_button.isEnabled() and "model file" in panel.status.text()
+        model = tmp_path / "dock model.onnx"
+        panel.output_widget.setFilePath(str(model))
+        panel.epochs_spin.setValue(1)
+        assert panel.run_button.isEnabled()
+        panel.run()
+        deadline = time.monotonic() + 300
+        while panel.task is not None and time.monotonic() < deadline:
+            QgsApplication.processEvents()
+            time.sleep(0.05)
+        QgsApplication.processEvents()
+        assert panel.task is None and model.is_file(), panel.status.text()
+        assert plugin.dock.model_widget.filePath() == str(model)
+        assert "dock-model" in plugin.dock.model_info.text()  # the picker shows its card
+        assert panel.curve.points and panel.loss_label.text().startswith("Loss ")
+        assert panel.progress.value() == 100
+    finally:
+        plugin.unload()
+        QgsProject.instance().removeAllMapLayers()
+
+
+def test_training_algorithms_have_the_issue_parameters_with_help(processing_plugin):
+    from qgis.core import QgsApplication
+
+    registry = QgsApplication.processingRegistry()
+    train = registry.algorithmById("factoformer:train")
+    names = [p.name() for p in train.parameterDefinitions()]
+    assert sorted(names) == sorted(
+        [
+            "INPUT",
+            "TRAINING",
+            "CLASS_FIELD",
+            "PRETRAINED",
+            "MODEL_TYPE",
+            "EPOCHS",
+            "BATCH_SIZE",
+            "SEED",
+            "VALIDATION_SHARE",
+            "OUTPUT",
+        ]
+    )
+    assert train.parameterDefinition("MODEL_TYPE").options() == [
+        "factoformer",
+        "cnn3d",
+        "rf",
+        "svm",
+    ]
+    for algorithm in (train, registry.algorithmById("factoformer:pretrain")):
+        for param in algorithm.parameterDefinitions():
+            assert param.help(), f"{algorithm.id()} {param.name()} has no help text"

@@ -1,0 +1,246 @@
+"""The dock's Train tab: raster + labelled polygons (+ pre-trained branches) -> a model.
+
+It runs the Processing algorithm ``factoformer:train`` in a QGIS task, so the result is
+what the toolbox and ``qgis_process`` produce; the algorithm trains in a separate Python
+process. Progress, the running loss (number and curve) and Cancel are shown here; a
+finished model is announced with :attr:`TrainPanel.modelTrained`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qgis.core import (
+    QgsApplication,
+    QgsMapLayerProxyModel,
+    QgsProcessingAlgRunnerTask,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProject,
+    QgsVectorLayer,
+)
+from qgis.gui import QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
+from qgis.PyQt.QtCore import QPointF, Qt, pyqtSignal
+from qgis.PyQt.QtGui import QColor, QPainter, QPen, QPolygonF
+from qgis.PyQt.QtWidgets import (
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+ALGORITHM_ID = "factoformer:train"
+ERROR_STYLE = "<span style='color:#c0392b'>{}</span>"
+
+
+class LossFeedback(QgsProcessingFeedback):
+    """Processing feedback that also passes on the training loss (from the worker thread
+    to the panel, through a queued signal)."""
+
+    lossReported = pyqtSignal(str, float, float)  # noqa: N815 (Qt naming)
+
+    def report_loss(self, label: str, fraction: float, loss: float) -> None:
+        self.lossReported.emit(label, fraction, loss)
+
+
+class LossCurve(QWidget):
+    """The training loss against progress, as a polyline scaled to the widget."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.points: list[tuple[float, float]] = []
+        self.setMinimumHeight(70)
+
+    def clear(self) -> None:
+        self.points = []
+        self.update()
+
+    def add(self, fraction: float, loss: float) -> None:
+        self.points.append((fraction, loss))
+        self.update()
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor("#ffffff"))
+        painter.setPen(QPen(QColor("#bbbbbb")))
+        painter.drawRect(self.rect().adjusted(0, 0, -1, -1))
+        if len(self.points) < 2:
+            return
+        losses = [loss for _, loss in self.points]
+        low, high = min(losses), max(losses)
+        span = high - low or 1.0
+        width, height = self.width() - 8, self.height() - 8
+        line = QPolygonF(
+            [QPointF(4 + width * f, 4 + height * (high - loss) / span) for f, loss in self.points]
+        )
+        painter.setPen(QPen(QColor("#2b83ba"), 2))
+        painter.drawPolyline(line)
+
+
+class TrainPanel(QWidget):
+    """Train a model on the chosen raster from the chosen labelled layer."""
+
+    modelTrained = pyqtSignal(str)  # noqa: N815 (Qt naming): the new model's path
+
+    def __init__(self, message_bar=None) -> None:
+        super().__init__()
+        self.message_bar = message_bar
+        self.task: QgsProcessingAlgRunnerTask | None = None
+        self.context: QgsProcessingContext | None = None
+        self.feedback: LossFeedback | None = None
+
+        self.raster_combo = QgsMapLayerComboBox()
+        self.raster_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.training_combo = QgsMapLayerComboBox()
+        self.training_combo.setFilters(
+            QgsMapLayerProxyModel.PolygonLayer
+            | QgsMapLayerProxyModel.PointLayer
+            | QgsMapLayerProxyModel.RasterLayer
+        )
+        self.field_combo = QgsFieldComboBox()
+        self.pretrained_widget = QgsFileWidget()
+        self.pretrained_widget.setStorageMode(QgsFileWidget.GetDirectory)
+        self.pretrained_widget.lineEdit().setPlaceholderText("[none: train from scratch]")
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setRange(0, 10000)
+        self.epochs_spin.setSpecialValueText("default recipe")
+        self.output_widget = QgsFileWidget()
+        self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
+        self.output_widget.setFilter("ONNX models (*.onnx)")
+        self.run_button = QPushButton("Train")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.loss_label = QLabel()
+        self.curve = LossCurve()
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Raster", self.raster_combo)
+        form.addRow("Training data", self.training_combo)
+        form.addRow("Class field", self.field_combo)
+        form.addRow("Pre-trained", self.pretrained_widget)
+        form.addRow("Epochs", self.epochs_spin)
+        form.addRow("Model", self.output_widget)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout()
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.loss_label)
+        layout.addWidget(self.curve)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+        self.setLayout(layout)
+
+        self.training_combo.layerChanged.connect(self._training_changed)
+        for signal in (self.raster_combo.layerChanged, self.output_widget.fileChanged):
+            signal.connect(self.check_inputs)
+        self.field_combo.fieldChanged.connect(self.check_inputs)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self._training_changed(self.training_combo.currentLayer())
+
+    def _training_changed(self, layer) -> None:
+        vector = layer if isinstance(layer, QgsVectorLayer) else None
+        self.field_combo.setLayer(vector)
+        self.field_combo.setEnabled(vector is not None)
+        if vector is not None:
+            renderer = vector.renderer()
+            attribute = getattr(renderer, "classAttribute", lambda: "")()
+            if attribute and vector.fields().indexOf(attribute) >= 0:
+                self.field_combo.setField(attribute)  # the field the layer is styled by
+        self.check_inputs()
+
+    def check_inputs(self, *_: Any) -> bool:
+        """Enable Train when a raster, training data (with a class field) and an output
+        file are chosen; say what is missing otherwise."""
+        missing = []
+        if self.raster_combo.currentLayer() is None:
+            missing.append("a raster layer")
+        training = self.training_combo.currentLayer()
+        if training is None:
+            missing.append("a polygon/point layer or label raster")
+        elif isinstance(training, QgsVectorLayer) and not self.field_combo.currentField():
+            missing.append("the class field")
+        if not self.output_widget.filePath():
+            missing.append("the model file to write")
+        if self.task is None:
+            self.status.setText(f"Choose {', '.join(missing)}." if missing else "")
+        self.run_button.setEnabled(not missing and self.task is None)
+        return not missing
+
+    def run(self) -> None:
+        """Start training as a background task."""
+        if not self.check_inputs():
+            return
+        training = self.training_combo.currentLayer()
+        params = {
+            "INPUT": self.raster_combo.currentLayer(),
+            "TRAINING": training,
+            "CLASS_FIELD": self.field_combo.currentField()
+            if isinstance(training, QgsVectorLayer)
+            else None,
+            "PRETRAINED": self.pretrained_widget.filePath() or None,
+            "EPOCHS": self.epochs_spin.value(),
+            "OUTPUT": self.output_widget.filePath(),
+        }
+        algorithm = QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM_ID)
+        self.context = QgsProcessingContext()
+        self.context.setProject(QgsProject.instance())
+        self.feedback = LossFeedback()
+        self.feedback.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
+        self.feedback.lossReported.connect(self._loss, Qt.QueuedConnection)
+        self.task = QgsProcessingAlgRunnerTask(algorithm, params, self.context, self.feedback)
+        self.task.executed.connect(self._finished)
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setValue(0)
+        self.curve.clear()
+        self.loss_label.setText("")
+        self.status.setText(f"Training on {params['INPUT'].name()}...")
+        QgsApplication.taskManager().addTask(self.task)
+
+    def _loss(self, label: str, fraction: float, loss: float) -> None:
+        self.loss_label.setText(f"Loss {loss:.4f} ({100 * fraction:.0f} % of {label})")
+        self.curve.add(fraction, loss)
+
+    def _finished(self, ok: bool, results: dict[str, Any]) -> None:
+        log = self.feedback.textLog().strip().splitlines() if self.feedback else []
+        self.task = None
+        self.cancel_button.setEnabled(False)
+        if not ok:
+            self.status.setText(ERROR_STYLE.format(log[-1] if log else "Failed"))
+            self.check_inputs()
+            return
+        self.progress.setValue(100)
+        oa = results.get("VALIDATION_OA")
+        accuracy = f"; validation OA {100 * oa:.1f} %" if isinstance(oa, float) else ""
+        self.status.setText(f"Trained {results['OUTPUT']}{accuracy}. It is now the dock's model.")
+        if self.message_bar is not None:
+            from qgis.core import Qgis
+
+            self.message_bar.pushMessage(
+                "FactoFormer", f"model {results['MODEL_ID']} trained", level=Qgis.Success
+            )
+        self.modelTrained.emit(results["OUTPUT"])
+        self.check_inputs()
+
+    def cancel(self) -> None:
+        """Stop training: the training process is ended and no model is written."""
+        if self.feedback is not None:
+            self.feedback.cancel()
+
+    def shutdown(self) -> None:
+        """Cancel a running task before the plugin unloads."""
+        if self.task is not None:
+            self.cancel()
+            self.task.waitForFinished(10000)
