@@ -41,6 +41,7 @@ from engine.config import (  # noqa: E402
     paper_encoder,
 )
 from engine.data.scenes import Scene, load_indian_pines  # noqa: E402
+from engine.data.subsets import SUBSET_BUDGETS, subset_path, with_subset  # noqa: E402
 from engine.data.validation import carve_validation  # noqa: E402
 from engine.pretraining.data import scene_unlabelled_pixels  # noqa: E402
 from engine.pretraining.run import hardware, pretrain_branch  # noqa: E402
@@ -62,7 +63,13 @@ def main() -> None:
     mode = "validation" if args.validation else "test"
     evaluated = validation_scene(scene, args) if args.validation else scene
     results = args.results / ("validation" if args.validation else "")
-    runs = args.runs / f"{variant}-seed{args.seed}"
+    if args.subset:
+        # Fine-tune on a stored subset (draw seed = --seed); pretraining keeps the full
+        # scene's unlabelled pixels, so it is the same pretraining as the full-split runs.
+        evaluated = with_subset(scene, subset_path(args.subset, args.seed), args.subset)
+        results = args.results / "label-efficiency" / f"{args.subset}px"
+    pretraining_seed = args.pretraining_seed
+    runs = args.runs / f"{variant}-seed{pretraining_seed}"
     fine_tune = replace(
         PAPER_RECIPES["indian_pines"],
         seed=args.seed,
@@ -84,6 +91,7 @@ def main() -> None:
     for config in pending:
         used = [branches[b] for b in CONFIGS[config]]
         parts = ["finetune", config, tuned, "validation" if args.validation else ""]
+        parts += [f"subset{args.subset}-seed{args.seed}" if args.subset else ""]
         out = runs / "-".join(filter(None, parts))
         print(f"fine-tuning: {config} (seed {args.seed}, {mode})", file=sys.stderr)
         start = time.monotonic()
@@ -95,6 +103,9 @@ def main() -> None:
             "variant": "" if config == "scratch" else variant,
             "seed": args.seed,
             "evaluated_on": mode,
+            "training_pixels": int((evaluated.train_labels > 0).sum()),
+            "subset": {"per_class": args.subset, "draw_seed": args.seed} if args.subset else None,
+            "pretraining_seed": pretraining_seed if used else None,
             "metrics": run.metrics.to_dict([c.name for c in scene.classes]),
             "last_epoch": run.result.history[-1] if run.result.history else None,
             "seconds": {
@@ -150,19 +161,39 @@ def parse_args() -> argparse.Namespace:
         help="hold out this share of the training pixels and report it instead of the test set",
     )
     parser.add_argument("--validation-seed", type=int, default=0)
+    parser.add_argument(
+        "--subset",
+        type=int,
+        choices=SUBSET_BUDGETS,
+        help="label efficiency: fine-tune on the stored subset with this many pixels per "
+        "class drawn with --seed (results in <results>/label-efficiency/<N>px/)",
+    )
+    parser.add_argument(
+        "--pretraining-seed",
+        type=int,
+        help="use the branches pre-trained with this seed (default: --seed)",
+    )
     parser.add_argument("--max-steps", type=int, help="smoke runs: stop every run after N steps")
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "pretraining")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "pretraining")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--quiet", action="store_true")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.subset and args.validation:
+        parser.error("--subset and --validation do not go together")
+    if args.pretraining_seed is None:
+        args.pretraining_seed = args.seed
+    return args
 
 
 def pretraining_recipe(args: argparse.Namespace) -> tuple[PretrainingRecipe, str]:
     """The recipe and its name: the named recipe plus any options changed on the line."""
     changes = {k: getattr(args, k) for k in OBJECTIVE_OPTIONS if getattr(args, k) is not None}
     recipe = replace(
-        PRETRAINING_RECIPES[args.recipe], seed=args.seed, max_steps=args.max_steps, **changes
+        PRETRAINING_RECIPES[args.recipe],
+        seed=args.pretraining_seed,
+        max_steps=args.max_steps,
+        **changes,
     )
     name = args.recipe + "".join(f"+{k}={v}" for k, v in sorted(changes.items()))
     return recipe, name.replace("_", "-")
@@ -212,7 +243,7 @@ def pretrained_branch(
         if not same_recipe(pretrained.provenance["recipe"], recipe):
             raise SystemExit(f"error: {runs / branch} was made with another recipe; use --runs")
         return pretrained
-    print(f"pretraining the {branch} branch (seed {args.seed})", file=sys.stderr)
+    print(f"pretraining the {branch} branch (seed {recipe.seed})", file=sys.stderr)
     pixels = scene_unlabelled_pixels(scene)
     config = paper_encoder(pixels.num_bands, branch, pixels.patch_size)
     feedback = SilentFeedback() if args.quiet else ProgressBar(f"pretrain {branch}")
