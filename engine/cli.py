@@ -724,9 +724,8 @@ def _export(args: argparse.Namespace) -> int:
 def _classify(args: argparse.Namespace) -> int:
     from . import SHIPPED_MODEL
     from .infer.classify import classify_raster
-    from .progress import ProgressBar, SilentFeedback
 
-    feedback = SilentFeedback() if args.quiet else ProgressBar("classify")
+    feedback = cli_classify.feedback(args)
     requests, distributed = cli_classify.scene_requests(args)
     if distributed:
         return cli_classify.classify_on_dask(args, requests, feedback)

@@ -47,6 +47,20 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         help="block edge in pixels that a worker classifies at once (whole tiles; default 1024)",
     )
+    p.add_argument(
+        "--progress-json",
+        action="store_true",
+        help="progress as JSON lines on stdout (for the QGIS plugin)",
+    )
+
+
+def feedback(args: argparse.Namespace) -> Any:
+    """The progress display the arguments ask for: none, JSON lines or a bar."""
+    from .progress import JsonLinesFeedback, ProgressBar, SilentFeedback
+
+    if args.progress_json:
+        return JsonLinesFeedback("classify")
+    return SilentFeedback() if args.quiet else ProgressBar("classify")
 
 
 def scene_requests(args: argparse.Namespace) -> tuple[list[Any], bool]:

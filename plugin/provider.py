@@ -9,6 +9,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.assess import AssessAlgorithm
 from .algorithms.classify import ClassifyAlgorithm
+from .algorithms.classify_many import ClassifyManyAlgorithm
 from .algorithms.pretrain import PretrainAlgorithm
 from .algorithms.train import TrainAlgorithm
 
@@ -32,6 +33,7 @@ class FactoFormerProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self) -> None:  # noqa: N802
         self.addAlgorithm(ClassifyAlgorithm())
+        self.addAlgorithm(ClassifyManyAlgorithm())
         self.addAlgorithm(AssessAlgorithm())
         self.addAlgorithm(PretrainAlgorithm())
         self.addAlgorithm(TrainAlgorithm())

@@ -24,11 +24,13 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
     QgsRasterLayer,
 )
 
 from ..engine import SHIPPED_MODEL
 from ..engine.data.files import is_virtual, short_name
+from .dask_classify import SCHEDULER_HELP, run_classify
 
 HELP = {
     "INPUT": "Hyperspectral raster to classify (GeoTIFF, ENVI, VRT, ... read through GDAL). "
@@ -56,6 +58,7 @@ HELP = {
     "(-1 = no-data).",
     "PROBABILITIES": "Optional Float32 raster with one band per class (band descriptions = "
     "class names), each the class probability (-1 = no-data).",
+    "SCHEDULER": SCHEDULER_HELP,
     "BATCH_SIZE": "Pixels predicted per ONNX Runtime call: one patch each, or for a dense model "
     "(MaskedSST) one 8x8 tile per 64 (at least one tile). Larger batches are slightly faster "
     "and need more memory (about 0.2 MB per patch for a 200-band model).",
@@ -75,6 +78,14 @@ class _ApplyClassStyle(QgsProcessingLayerPostProcessorInterface):
 # Processing runs a copy of the algorithm and loads layers after the copy is gone, so the
 # post-processor must not belong to the algorithm instance.
 _CLASS_STYLE = _ApplyClassStyle()
+
+
+def _model_id(class_map: str) -> str:
+    """The model id a class map records in its metadata."""
+    from osgeo import gdal
+
+    ds = gdal.Open(class_map)
+    return ds.GetMetadataItem("FACTOFORMER_MODEL_ID") or ""
 
 
 class _EngineFeedback:
@@ -104,6 +115,7 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
     PROBABILITIES = "PROBABILITIES"
     BATCH_SIZE = "BATCH_SIZE"
     BAND_MATCHING = "BAND_MATCHING"
+    SCHEDULER = "SCHEDULER"
     MATCHING_OPTIONS = ("strict", "select", "resample")
 
     def createInstance(self) -> ClassifyAlgorithm:  # noqa: N802
@@ -163,8 +175,12 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
             minValue=1,
             maxValue=65536,
         )
-        batch.setFlags(batch.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        params.append(batch)
+        scheduler = QgsProcessingParameterString(
+            self.SCHEDULER, "Dask scheduler address", optional=True
+        )
+        for param in (batch, scheduler):
+            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            params.append(param)
         for param in params:
             param.setHelp(HELP[param.name()])
             self.addParameter(param)
@@ -214,6 +230,18 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
         matching = self.MATCHING_OPTIONS[
             self.parameterAsEnum(parameters, self.BAND_MATCHING, context)
         ]
+        scheduler = self.parameterAsString(parameters, self.SCHEDULER, context).strip()
+        if scheduler:
+            args = [raster, "--output", output, "--model", model_path, "--scheduler", scheduler]
+            args += ["--batch-size", str(batch_size), "--band-matching", matching]
+            for flag, value in (
+                ("--confidence", confidence),
+                ("--probabilities", probabilities),
+                ("--mask", mask),
+            ):
+                args += [flag, value] if value else []
+            (wrote,) = run_classify(args, feedback)
+            return self._results(output, confidence, probabilities, context, wrote)
 
         try:
             model = OnnxClassifier(model_path)
@@ -244,15 +272,30 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
             f"Classified {report.classified_pixels} pixels ({report.nodata_pixels} no-data) in "
             f"{report.seconds:.1f} s ({report.pixels_per_second:.0f} pixels/s)"
         )
+        counts = {
+            "classified": report.classified_pixels,
+            "nodata": report.nodata_pixels,
+            "model_id": report.model_id,
+        }
+        return self._results(output, confidence, probabilities, context, counts)
+
+    def _results(
+        self,
+        output: str,
+        confidence: str | None,
+        probabilities: str | None,
+        context: QgsProcessingContext,
+        counts: dict[str, Any],
+    ) -> dict[str, Any]:
         if context.willLoadLayerOnCompletion(output):
             context.layerToLoadOnCompletionDetails(output).setPostProcessor(_CLASS_STYLE)
         return {
             self.OUTPUT: output,
             self.CONFIDENCE: confidence,
             self.PROBABILITIES: probabilities,
-            "CLASSIFIED_PIXELS": report.classified_pixels,
-            "NODATA_PIXELS": report.nodata_pixels,
-            "MODEL_ID": report.model_id,
+            "CLASSIFIED_PIXELS": int(counts["classified"]),
+            "NODATA_PIXELS": int(counts["nodata"]),
+            "MODEL_ID": counts.get("model_id") or _model_id(output),
         }
 
     def _gdal_source(
