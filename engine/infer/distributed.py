@@ -298,6 +298,7 @@ def classify_scenes(
     band_matching: str = SELECT,
     tile_size: int | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    onnx_threads: int | None = None,
 ) -> ManyReport:
     """Classify scenes on a Dask cluster; a scene that fails is reported, the others finish.
 
@@ -313,6 +314,8 @@ def classify_scenes(
         announce: receives one line naming the cluster and its dashboard.
         batch_size, band_matching, tile_size: as for :class:`TiledClassifier`.
         block_size: edge of a block in pixels (whole tiles; a smaller scene is one block).
+        onnx_threads: ONNX Runtime calls in flight per task; None: each host's cores
+            divided by its worker threads.
 
     Raises:
         ClusterError: Dask is missing or the scheduler cannot be reached.
@@ -328,6 +331,7 @@ def classify_scenes(
     try:
         with gdal_messages_logged(), _client(scheduler, workers) as client:
             report.workers, ort_workers = _worker_threads(client)
+            ort_workers = onnx_threads or ort_workers
             report.dashboard = _dashboard(client)
             if announce:
                 where = f"scheduler {scheduler}" if scheduler else "local cluster"
