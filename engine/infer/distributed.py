@@ -387,7 +387,12 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator:
 def _worker_threads(client) -> tuple[int, int]:
     """(workers, ONNX Runtime calls in flight per task): each host's cores shared by the
     threads of its workers, so worker threads x ONNX Runtime threads stay within its cores."""
-    client.wait_for_workers(1, timeout=120)
+    try:
+        client.wait_for_workers(1, timeout=120)
+    except (TimeoutError, OSError):
+        raise ClusterError(
+            f"no Dask worker joined {client.scheduler.address} in 2 minutes"
+        ) from None
     info = client.scheduler_info()["workers"]
     cores = client.run(available_cores)
     threads: dict[str, int] = {}
