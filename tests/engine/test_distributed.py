@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import BUNDLED_SCENE, SHIPPED_MODEL, read_raster, write_raster
+from helpers import BUNDLED_SCENE, REPO, SHIPPED_MODEL, read_raster, write_raster
 from linear_model import band1_values, write_linear_model
 from osgeo import gdal
 
@@ -23,6 +25,7 @@ from engine.errors import CancelledError, InputDataError
 from engine.infer.classify import TiledClassifier
 from engine.infer.distributed import classify_many, expand_inputs, plan_blocks
 from engine.infer.model import OnnxClassifier
+from engine.infer.outputs import remove_stale_staging
 from engine.infer.windows import tile_raster
 
 distributed = pytest.importorskip("distributed")
@@ -305,3 +308,18 @@ def test_cli_refuses_several_inputs_without_an_output_dir(linear, tmp_path, caps
         known_scene(tmp_path / f"s{i}.tif", expected(8, 8, i))
     with pytest.raises(SystemExit, match="2 inputs need --output-dir"):
         main(["classify", str(tmp_path / "*.tif"), "--output", str(tmp_path / "x.tif")])
+
+
+def test_block_folders_of_a_killed_run_are_removed_by_the_next(tmp_path):
+    code = (
+        "import os, sys; from pathlib import Path; from engine.infer.outputs import StagedFolder;"
+        "f = StagedFolder(Path(sys.argv[1]) / 'scene_classes.tif');"
+        "(f.path / 'b000000.npz').write_bytes(b'x'); os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, cwd=REPO)
+    (left,) = tmp_path.iterdir()
+    assert left.name.startswith(".scene_classes.") and left.name.endswith(".blocks")
+    foreign = tmp_path / ".other.999999-0badc0de.blocks"  # right name, no marker: not ours
+    foreign.mkdir()
+    remove_stale_staging(tmp_path)
+    assert list(tmp_path.iterdir()) == [foreign]
