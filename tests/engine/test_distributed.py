@@ -27,6 +27,7 @@ from engine.infer.distributed import classify_many, expand_inputs, plan_blocks
 from engine.infer.model import OnnxClassifier
 from engine.infer.outputs import remove_stale_staging
 from engine.infer.windows import tile_raster
+from engine.system import available_cores
 
 distributed = pytest.importorskip("distributed")
 
@@ -183,9 +184,21 @@ def test_bad_inputs_are_reported_by_name_and_the_others_finish(cluster, linear, 
     for i in range(2):
         got = read_raster(out / f"good{i}_classes.tif")
         np.testing.assert_array_equal(got, expected(20, 24, i))
+    # one ONNX Runtime session per worker for this model, cores shared by the 2 workers
+    with distributed.Client(cluster) as client:
+        cached = [x for w in client.run(cached_sessions).values() for x in w]
+    mine = [threads for model, tile, threads in cached if (model, tile) == (str(linear), 8)]
+    assert 1 <= len(mine) <= 2 and set(mine) == {max(1, available_cores() // 2)}
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [f"good{i}_classes{ext}" for i in range(2) for ext in (".tif", ".tif.aux.xml", ".qml")]
     )
+
+
+def cached_sessions() -> list[tuple[str, int, int]]:
+    """(model, tile size, ONNX Runtime calls in flight) of each classifier this worker keeps."""
+    from engine.infer.distributed import _CLASSIFIERS
+
+    return [(spec.model, spec.tile_size, c.model.workers) for spec, c in _CLASSIFIERS.items()]
 
 
 class KillOnceAfterABlock(distributed.WorkerPlugin):
