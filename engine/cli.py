@@ -1,4 +1,7 @@
-"""Command line: ``python -m engine {train,pretrain,evaluate,export,classify,assess,info}``."""
+"""Command line: ``python -m engine COMMAND``.
+
+Commands: train, pretrain, evaluate, export, quantize, classify, assess, info.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from pathlib import Path
 
 from . import cli_classify, cli_maskedsst
 from .config import CNN3D_RECIPES, DEFAULT_RECIPE_NAME, DEFAULT_STEP_BUDGET, PAPER_RECIPES
-from .errors import EngineError
+from .errors import EngineError, PrecisionError
 
 # engine.models.registry.MODELS, named here so that the parser imports no torch.
 MODEL_NAMES = ("factoformer", "cnn3d", "maskedsst", "rf", "svm")
@@ -180,7 +183,26 @@ def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
         action="store_true",
         help="standard ONNX ops only (no ONNX Runtime contrib attention; slower in ONNX Runtime)",
     )
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        metavar="fp32|int8",
+        help="fp32 (default) or int8 (MatMul/Gemm weights quantised, see `quantize`)",
+    )
     p.set_defaults(run=_export)
+
+    p = sub.add_parser(
+        "quantize", help="write an int8 copy of an exported fp32 ONNX model (no PyTorch needed)"
+    )
+    p.add_argument("model", type=Path, help="the fp32 .onnx model")
+    p.add_argument("--output", type=Path, required=True, help="the .onnx file to write")
+    p.add_argument(
+        "--precision",
+        default="int8",
+        metavar="int8",
+        help="int8 (default): ONNX Runtime dynamic quantisation of the MatMul/Gemm layers",
+    )
+    p.set_defaults(run=_quantize)
 
     p = sub.add_parser("classify", help="classify rasters into styled class maps")
     p.add_argument(
@@ -681,14 +703,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .data.prepared import PreparedScene
-    from .data.scenes import load_indian_pines
     from .export.onnx import export_onnx, max_logit_difference, metadata_from_run
+    from .export.precision import check_precision
     from .training.classical import export_classical, is_classical_run
 
+    precision = check_precision(args.precision)
     if is_classical_run(args.checkpoint):  # rf / svm: the run's converted model
+        if precision != "fp32":
+            raise PrecisionError("random forest and SVM models are exported in fp32 only")
         path = export_classical(
             args.checkpoint, args.output, args.model_id, args.model_version, args.description
         )
@@ -697,7 +719,55 @@ def _export(args: argparse.Namespace) -> int:
     ckpt, meta = metadata_from_run(
         args.checkpoint, args.model_id, args.model_version, args.description
     )
+    if precision != "fp32":
+        return _export_quantized(ckpt, meta, args, precision)
     path = export_onnx(ckpt, meta, args.output, portable=args.portable)
+    patches = _parity_patches(ckpt)
+    diff = max_logit_difference(ckpt, path, patches)
+    print(
+        f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB); max |logit| difference "
+        f"ONNX Runtime vs PyTorch on {len(patches)} patches: {diff:.2e}"
+    )
+    return 0 if diff <= 1e-4 else 3
+
+
+def _export_quantized(ckpt, meta, args: argparse.Namespace, precision: str) -> int:
+    """Export fp32 to a temporary file and check it, quantise it into ``--output``, and say
+    on how many parity patches it keeps PyTorch's class (below 95 %: rc 3)."""
+    import tempfile
+
+    import torch
+
+    from .export.onnx import export_onnx, max_logit_difference
+    from .export.precision import quantize_model
+    from .infer.model import OnnxClassifier
+
+    patches = _parity_patches(ckpt)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(ckpt, meta, Path(tmp) / "fp32.onnx", portable=args.portable)
+        diff = max_logit_difference(ckpt, fp32, patches)
+        if diff > 1e-4:
+            print(f"error: the fp32 export differs from PyTorch by {diff:.2e}", file=sys.stderr)
+            return 3
+        path = quantize_model(fp32, args.output, precision)
+    with torch.no_grad():
+        expected = ckpt.model.eval()(torch.from_numpy(patches)).numpy().argmax(axis=1)
+    agree = float((OnnxClassifier(path).logits(patches).argmax(axis=1) == expected).mean())
+    print(
+        f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, {precision}); same class as "
+        f"PyTorch on {100 * agree:.1f} % of {len(patches)} patches"
+    )
+    return 0 if agree >= 0.95 else 3
+
+
+def _parity_patches(ckpt):  # -> np.ndarray
+    """256 real test patches for an Indian Pines model (when the scene is bundled), else 64
+    random patches: what export compares ONNX Runtime and PyTorch on."""
+    import numpy as np
+
+    from .data.prepared import PreparedScene
+    from .data.scenes import load_indian_pines
+
     rng = np.random.default_rng(0)
     scene = None
     if ckpt.training.get("dataset") == "indian_pines" and ckpt.config.num_bands == 200:
@@ -709,16 +779,17 @@ def _export(args: argparse.Namespace) -> int:
         prepared = PreparedScene.from_scene(scene, ckpt.config.patch_size, ckpt.normalization)
         rows, cols, _ = scene.pixels(scene.test_labels)
         pick = rng.choice(len(rows), 256, replace=False)
-        patches = prepared.extractor(rows[pick], cols[pick])
-    else:
-        c = ckpt.config
-        patches = rng.random((64, c.num_bands, c.patch_size, c.patch_size), dtype=np.float32)
-    diff = max_logit_difference(ckpt, path, patches)
-    print(
-        f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB); max |logit| difference "
-        f"ONNX Runtime vs PyTorch on {len(patches)} patches: {diff:.2e}"
-    )
-    return 0 if diff <= 1e-4 else 3
+        return prepared.extractor(rows[pick], cols[pick])
+    c = ckpt.config
+    return rng.random((64, c.num_bands, c.patch_size, c.patch_size), dtype=np.float32)
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from .export.precision import quantize_model
+
+    path = quantize_model(args.model, args.output, args.precision)
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, {args.precision})")
+    return 0
 
 
 def _classify(args: argparse.Namespace) -> int:
@@ -751,6 +822,7 @@ def _classify(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from .export.precision import describe as describe_precision
     from .infer.model import OnnxClassifier
 
     meta = OnnxClassifier(args.model).metadata
@@ -760,6 +832,7 @@ def _info(args: argparse.Namespace) -> int:
         bands += f" of {meta.raster_band_count} raster bands"
     print(bands + (" with wavelengths" if meta.wavelengths_nm else " (no wavelengths)"))
     print(f"  patch: {meta.patch_size}x{meta.patch_size}, padding {meta.padding}")
+    print(f"  {describe_precision(meta)}")
     print(f"  trained on: {meta.training.get('dataset')} ({meta.training.get('split')})")
     for split in ("validation", "test"):
         m = meta.metrics.get(split)

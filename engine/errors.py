@@ -27,6 +27,10 @@ class ModelMetadataError(EngineError, ValueError):
     """An ONNX model lacks valid FactoFormer metadata."""
 
 
+class PrecisionError(EngineError, ValueError):
+    """A precision is unknown, unavailable, or cannot be applied to a model."""
+
+
 class InferenceError(EngineError, RuntimeError):
     """ONNX Runtime failed while running a model (e.g. out of memory)."""
 

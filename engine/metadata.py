@@ -27,6 +27,9 @@ PADDING_MODES = ("symmetric",)
 # What the model predicts: the centre pixel of each patch, or every pixel of a tile.
 CENTRE, DENSE = "centre", "dense"
 PREDICTIONS = (CENTRE, DENSE)
+# Numeric precision of the graph's weights; absent in files written before it existed: fp32.
+FP32, INT8 = "fp32", "int8"
+PRECISIONS = (FP32, INT8)
 REQUIRED_KEYS = (
     "schema_version",
     "model_type",
@@ -42,7 +45,8 @@ REQUIRED_KEYS = (
     "nodata",
     "training",
 )
-OPTIONAL_KEYS = ("description", "metrics", "prediction")  # absent prediction: centre
+# absent prediction: centre; absent precision: fp32
+OPTIONAL_KEYS = ("description", "metrics", "prediction", "precision")
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,9 @@ class ModelMetadata:
     # dense models that read the bands in blocks: block size and zeros added inside the model
     spectral_block: int | None = None
     band_padding: int = 0
+    # fp32, or int8 (quantised from an fp32 model; ``quantization`` says how)
+    precision: str = FP32
+    quantization: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_bands(self) -> int:
@@ -142,6 +149,7 @@ class ModelMetadata:
             },
             "training": self.training,
             "metrics": self.metrics,
+            "precision": {"name": self.precision, **self.quantization},
         }
         return {k: json.dumps(v, ensure_ascii=False) for k, v in values.items()}
 
@@ -209,6 +217,7 @@ class ModelMetadata:
             classes=tuple(ClassInfo.from_dict(c) for c in v["classes"]),
             training=dict(v["training"]),
             metrics=dict(v.get("metrics") or {}),
+            **_precision_fields(v.get("precision")),
         )
 
     def validate(self, source: str = "model") -> None:
@@ -223,6 +232,11 @@ class ModelMetadata:
             problems.append(f"unknown output kind {self.output_kind!r}")
         if self.padding not in PADDING_MODES:
             problems.append(f"unknown padding {self.padding!r}")
+        if self.precision not in PRECISIONS:
+            problems.append(
+                f"unknown precision {self.precision!r} (this version knows "
+                f"{', '.join(PRECISIONS)}: update the plugin)"
+            )
         problems.extend(self._geometry_problems())
         if self.normalization.num_bands != self.num_bands:
             problems.append(
@@ -290,6 +304,14 @@ class ModelMetadata:
         if list(numbers) != sorted(set(numbers)) or not all(1 <= n <= count for n in numbers):
             problems.append(f"raster_band_numbers must be increasing numbers in 1..{count}")
         return problems
+
+
+def _precision_fields(value: Any) -> dict[str, Any]:
+    """``precision`` and ``quantization`` from the ``precision`` entry (absent: fp32)."""
+    if value is None:
+        return {}
+    details = dict(value)
+    return {"precision": str(details.pop("name")), "quantization": details}
 
 
 def _optional_int(value: Any) -> int | None:
