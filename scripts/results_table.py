@@ -43,22 +43,26 @@ def main() -> None:
 
 
 STUDY_ORDER = ("scratch", "pixel", "band", "both")
+FULL_SPLIT = 10**6  # sorts the full training split after the label-efficiency subsets
 
 
 def study_table(paths: list[Path]) -> None:
     """One row per (evaluation set, configuration, variant): mean ± std over seeds."""
     files = [f for p in paths for f in (sorted(p.rglob("*.json")) if p.is_dir() else [p])]
-    groups: dict[tuple[str, int, str, str], list[dict]] = {}
+    groups: dict[tuple[str, int, str, int, str, str], list[dict]] = {}
     for f in files:
         r = json.loads(f.read_text())
-        key = (r["evaluated_on"], STUDY_ORDER.index(r["config"]), r["config"], r["variant"])
+        subset = (r.get("subset") or {}).get("per_class") or FULL_SPLIT
+        augment = r["fine_tuning_recipe"].get("augment", "none")
+        order = STUDY_ORDER.index(r["config"])
+        key = (r["evaluated_on"], subset, augment, order, r["config"], r["variant"])
         groups.setdefault(key, []).append(r)
     print(
-        "| evaluated on | fine-tuned from | pretraining | seeds | OA % | AA % | kappa % "
-        "| whole recipe (min) |"
+        "| evaluated on | labels per class | fine-tuning augmentation | fine-tuned from "
+        "| pretraining | seeds | OA % | AA % | kappa % | whole recipe (min) |"
     )
-    print("|---|---|---|---:|---:|---:|---:|---:|")
-    for (evaluated, _, config, variant), rows in sorted(groups.items()):
+    print("|---|---:|---|---|---|---:|---:|---:|---:|---:|")
+    for (evaluated, subset, augment, _, config, variant), rows in sorted(groups.items()):
         values = 100 * np.array(
             [
                 [r["metrics"][k] for k in ("overall_accuracy", "average_accuracy", "kappa")]
@@ -72,7 +76,11 @@ def study_table(paths: list[Path]) -> None:
             config, f"{config} branch pre-trained"
         )
         seeds = ",".join(str(r["seed"]) for r in sorted(rows, key=lambda r: r["seed"]))
-        print(f"| {evaluated} | {source} | {variant or '-'} | {seeds} | {cells} | {minutes:.1f} |")
+        labels = "full split" if subset == FULL_SPLIT else str(subset)
+        print(
+            f"| {evaluated} | {labels} | {augment} | {source} | {variant or '-'} | {seeds} "
+            f"| {cells} | {minutes:.1f} |"
+        )
 
 
 if __name__ == "__main__":
