@@ -4,7 +4,7 @@ Each case runs :func:`engine.infer.distributed.classify_scenes` with the shipped
 model on a fresh ``LocalCluster`` of N worker processes, each with one thread and one
 single-threaded ONNX Runtime call at a time (``--onnx-threads``), so N workers use N cores
 and the scaling efficiency ``T1 / (N * TN)`` measures what distributing costs. Peak
-memory per worker is the workers' largest resident set (``ru_maxrss``) at the end.
+memory per worker is the workers' largest resident set (VmHWM) at the end.
 
 Cases:
 
@@ -75,8 +75,17 @@ def copies(folder: Path, count: int = 4) -> list[Path]:
 
 
 def worker_peak_rss() -> int:
-    """Largest resident set of this process so far, in bytes (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """Largest resident set of this process so far, in bytes: VmHWM on Linux (``ru_maxrss``
+    would carry the parent's peak over ``exec``), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
 def run_case(requests: list[SceneRequest], workers: int, onnx_threads: int) -> dict:
