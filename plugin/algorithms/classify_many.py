@@ -129,7 +129,7 @@ class ClassifyManyAlgorithm(QgsProcessingAlgorithm):
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
         inputs = self._inputs(parameters, context)
-        output = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
+        output = self.parameterAsFileOutput(parameters, "OUTPUT_FOLDER", context)
         Path(output).mkdir(parents=True, exist_ok=True)
         model = self.parameterAsFile(parameters, "MODEL", context) or str(SHIPPED_MODEL)
         matching = MATCHING_OPTIONS[self.parameterAsEnum(parameters, "BAND_MATCHING", context)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,3 +93,18 @@ def test_classify_on_a_running_scheduler(run, linear, tmp_path):
     assert results["CLASSIFIED_PIXELS"] == truth.size and results["MODEL_ID"] == "linear"
     np.testing.assert_array_equal(read_raster(tmp_path / "classes.tif"), truth)
     assert (tmp_path / "classes.qml").exists()
+
+
+def test_classify_many_into_a_temporary_folder(run, linear, tmp_path):
+    truth = known_scene(tmp_path / "only.tif", 5)
+    results = run(
+        "factoformer:classify_many",
+        {
+            "INPUTS": [str(tmp_path / "only.tif")],
+            "MODEL": str(linear),
+            "OUTPUT_FOLDER": "TEMPORARY_OUTPUT",
+        },
+    )
+    out = Path(results["OUTPUT_FOLDER"])
+    assert results["CLASSIFIED"] == 1 and out != tmp_path
+    np.testing.assert_array_equal(read_raster(out / "only_classes.tif"), truth)
