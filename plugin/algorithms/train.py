@@ -184,7 +184,12 @@ class TrainAlgorithm(QgsProcessingAlgorithm):
         if not output.parent.is_dir():
             raise QgsProcessingException(f"the output folder {output.parent} does not exist")
         python = training_python()
-        staging = Path(tempfile.mkdtemp(prefix=f".{output.stem}-", dir=output.parent))
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=f".{output.stem}-", dir=output.parent))
+        except OSError as exc:
+            raise QgsProcessingException(
+                f"cannot write in {output.parent}: {exc.strerror or exc}"
+            ) from None
         try:
             args = ["train", "--raster", raster.source(), "--model", model_type]
             args += self._labels(training, field, staging, context, feedback)
@@ -213,6 +218,8 @@ class TrainAlgorithm(QgsProcessingAlgorithm):
                 raise QgsProcessingException(CANCELLED)
             validation = _validation(run)
             os.replace(staged, output)
+        except OSError as exc:
+            raise QgsProcessingException(f"cannot write {output}: {exc.strerror or exc}") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         feedback.setProgress(100.0)
