@@ -173,8 +173,10 @@ class TrainPanel(QWidget):
             missing.append("the class field")
         if not self.output_widget.filePath():
             missing.append("the model file to write")
-        if self.task is None:
-            self.status.setText(f"Choose {', '.join(missing)}." if missing else "")
+        if self.task is None and missing:
+            self.status.setText(f"Choose {', '.join(missing)}.")
+        elif self.task is None and self.status.text().startswith("Choose "):
+            self.status.setText("")  # a result or an error stays until the next run
         self.run_button.setEnabled(not missing and self.task is None)
         return not missing
 

@@ -19,8 +19,8 @@ export FACTOFORMER_DESKTOP_OUT="$OUT" FACTOFORMER_REPO="$PWD" QGIS_PLUGINPATH="$
 export PATH="$PWD/.venv/bin:$PATH"
 unset QT_QPA_PLATFORM
 status=0
-timeout 300 xvfb-run -a -s "-screen 0 1280x800x24" qgis --nologo --noversioncheck \
+timeout 900 xvfb-run -a -s "-screen 0 1280x800x24" qgis --nologo --noversioncheck \
     --profiles-path "$OUT" --code scripts/desktop_check.py >"$OUT/qgis.log" 2>&1 || status=$?
 cat "$OUT/desktop_check.log" 2>/dev/null || echo "desktop-check: QGIS wrote no log (see $OUT/qgis.log)"
-echo "desktop-check: exit $status, screenshot $OUT/qgis_desktop.png"
+echo "desktop-check: exit $status, screenshots $OUT/qgis_desktop.png, $OUT/qgis_desktop_train.png"
 exit "$status"

@@ -322,6 +322,7 @@ def test_dock_trains_in_the_background_and_picks_the_new_model(
         assert "dock-model" in plugin.dock.model_info.text()  # the picker shows its card
         assert panel.curve.points and panel.loss_label.text().startswith("Loss ")
         assert panel.progress.value() == 100
+        assert panel.status.text().startswith(f"Trained {model}; validation OA ")
     finally:
         plugin.unload()
         QgsProject.instance().removeAllMapLayers()
