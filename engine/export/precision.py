@@ -28,7 +28,6 @@ from .model_file import read_metadata, write_model
 QUANTIZED_OPS = ("MatMul", "Gemm")
 UNAVAILABLE = {
     "bf16": "ONNX Runtime's CPU provider has no bfloat16 MatMul or attention kernels",
-    "fp16": "ONNX Runtime's CPU provider runs float16 slower than float32 on x86",
 }
 
 
