@@ -357,3 +357,32 @@ def test_training_algorithms_have_the_issue_parameters_with_help(processing_plug
     for algorithm in (train, registry.algorithmById("factoformer:pretrain")):
         for param in algorithm.parameterDefinitions():
             assert param.help(), f"{algorithm.id()} {param.name()} has no help text"
+
+
+def test_train_tab_says_how_to_install_torch(
+    plugin_module, qgis_iface, qgis_processing, styled_layer, monkeypatch, tmp_path
+):
+    import time
+
+    from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
+
+    monkeypatch.setenv("FACTOFORMER_PYTHON", NO_TORCH)
+    scene = QgsRasterLayer(str(BUNDLED_SCENE), "Indian Pines")
+    QgsProject.instance().addMapLayers([scene, styled_layer])
+    plugin = plugin_module.classFactory(qgis_iface)
+    plugin.initGui()
+    panel = plugin.dock.train_panel
+    try:
+        panel.raster_combo.setLayer(scene)
+        panel.training_combo.setLayer(styled_layer)
+        panel.output_widget.setFilePath(str(tmp_path / "m.onnx"))
+        panel.run()
+        deadline = time.monotonic() + 120
+        while panel.task is not None and time.monotonic() < deadline:
+            QgsApplication.processEvents()
+            time.sleep(0.05)
+        assert "install it with: /usr/bin/python3 -S -m pip install torch" in panel.status.text()
+        assert panel.run_button.isEnabled() and list(tmp_path.iterdir()) == []
+    finally:
+        plugin.unload()
+        QgsProject.instance().removeAllMapLayers()
