@@ -5,6 +5,7 @@ training split; training in a separate process, refused without PyTorch, cancell
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -292,7 +293,6 @@ def test_workflow_through_qgis_process(qgis_env, fields, tmp_path):  # noqa: F81
 def test_dock_trains_in_the_background_and_picks_the_new_model(
     plugin_module, qgis_iface, qgis_processing, styled_layer, monkeypatch, tmp_path
 ):
-    import time
 
     from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
 
@@ -362,7 +362,6 @@ def test_training_algorithms_have_the_issue_parameters_with_help(processing_plug
 def test_train_tab_says_how_to_install_torch(
     plugin_module, qgis_iface, qgis_processing, styled_layer, monkeypatch, tmp_path
 ):
-    import time
 
     from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
 
@@ -386,3 +385,22 @@ def test_train_tab_says_how_to_install_torch(
     finally:
         plugin.unload()
         QgsProject.instance().removeAllMapLayers()
+
+
+def test_pretrain_cancel_stops_the_process(run, tmp_path):
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    class CancelOnFirstLoss(QgsProcessingFeedback):
+        def report_loss(self, label, fraction, loss):
+            self.cancel()
+
+    folder = tmp_path / "pre"
+    start = time.monotonic()
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        run(
+            "factoformer:pretrain",
+            {"INPUT": [str(BUNDLED_SCENE)], "OUTPUT": str(folder), "EPOCHS": 50},
+            feedback=CancelOnFirstLoss(),
+        )
+    assert time.monotonic() - start < 120  # 50 epochs would take hours
+    assert not list(folder.rglob("encoder.pt"))  # no branch was finished
