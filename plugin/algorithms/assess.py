@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from qgis.core import (
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -22,6 +21,8 @@ from qgis.core import (
     QgsRasterLayer,
     QgsVectorLayer,
 )
+
+from .base import EngineAlgorithm
 
 HELP = {
     "INPUT": "Class raster to assess (e.g. the output of Classify): 0 or no-data = no class. "
@@ -39,7 +40,7 @@ HELP = {
 }
 
 
-class AssessAlgorithm(QgsProcessingAlgorithm):
+class AssessAlgorithm(EngineAlgorithm):
     """Accuracy assessment of a class raster against reference labels."""
 
     INPUT = "INPUT"
@@ -47,27 +48,14 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
     CLASS_FIELD = "CLASS_FIELD"
     OUTPUT = "OUTPUT"
 
-    def createInstance(self) -> AssessAlgorithm:  # noqa: N802
-        return AssessAlgorithm()
-
-    def name(self) -> str:
-        return "assess"
-
-    def displayName(self) -> str:  # noqa: N802
-        return "Assess classification accuracy"
-
-    def group(self) -> str:
-        return "Classification"
-
-    def groupId(self) -> str:  # noqa: N802
-        return "classification"
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return (
-            "Compares a class raster with reference labels (a label raster or labelled "
-            "polygons/points) and writes an HTML accuracy report with CSV and JSON beside it. "
-            "Returns OA, AA and kappa. Each parameter's help says what it expects."
-        )
+    NAME = "assess"
+    DISPLAY_NAME = "Assess classification accuracy"
+    GROUP = "Classification"
+    SHORT_HELP = (
+        "Compares a class raster with reference labels (a label raster or labelled "
+        "polygons/points) and writes an HTML accuracy report with CSV and JSON beside it. "
+        "Returns OA, AA and kappa. Each parameter's help says what it expects."
+    )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         params: list[QgsProcessingParameterDefinition] = [

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from qgis.core import (
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -30,6 +29,7 @@ from qgis.core import (
 
 from ..engine import SHIPPED_MODEL
 from ..engine.data.files import is_virtual, short_name
+from .base import EngineAlgorithm
 from .dask_classify import SCHEDULER_HELP, run_classify
 
 HELP = {
@@ -104,7 +104,7 @@ class _EngineFeedback:
         self.feedback.pushWarning(f"Warning: {message}")
 
 
-class ClassifyAlgorithm(QgsProcessingAlgorithm):
+class ClassifyAlgorithm(EngineAlgorithm):
     """Classify a hyperspectral raster with a FactoFormer ONNX model."""
 
     INPUT = "INPUT"
@@ -118,28 +118,15 @@ class ClassifyAlgorithm(QgsProcessingAlgorithm):
     SCHEDULER = "SCHEDULER"
     MATCHING_OPTIONS = ("strict", "select", "resample")
 
-    def createInstance(self) -> ClassifyAlgorithm:  # noqa: N802
-        return ClassifyAlgorithm()
-
-    def name(self) -> str:
-        return "classify"
-
-    def displayName(self) -> str:  # noqa: N802
-        return "Classify hyperspectral raster"
-
-    def group(self) -> str:
-        return "Classification"
-
-    def groupId(self) -> str:  # noqa: N802
-        return "classification"
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return (
-            "Produces a land-cover map from a hyperspectral raster with a FactoFormer "
-            "transformer (ONNX). The raster is processed tile by tile, so memory stays "
-            "bounded whatever its size, and the outputs appear only when the run succeeds. "
-            "Each parameter's help says what it expects."
-        )
+    NAME = "classify"
+    DISPLAY_NAME = "Classify hyperspectral raster"
+    GROUP = "Classification"
+    SHORT_HELP = (
+        "Produces a land-cover map from a hyperspectral raster with a FactoFormer "
+        "transformer (ONNX). The raster is processed tile by tile, so memory stays "
+        "bounded whatever its size, and the outputs appear only when the run succeeds. "
+        "Each parameter's help says what it expects."
+    )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         params: list[QgsProcessingParameterDefinition] = [

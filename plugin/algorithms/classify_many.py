@@ -14,7 +14,6 @@ from typing import Any
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -30,6 +29,7 @@ from qgis.core import (
 )
 
 from ..engine import SHIPPED_MODEL
+from .base import EngineAlgorithm
 from .classify import HELP as CLASSIFY_HELP
 from .dask_classify import SCHEDULER_HELP, run_classify
 
@@ -50,32 +50,19 @@ HELP = {
 }
 
 
-class ClassifyManyAlgorithm(QgsProcessingAlgorithm):
+class ClassifyManyAlgorithm(EngineAlgorithm):
     """Classify many hyperspectral rasters into an output folder on Dask."""
 
-    def createInstance(self) -> ClassifyManyAlgorithm:  # noqa: N802
-        return ClassifyManyAlgorithm()
-
-    def name(self) -> str:
-        return "classify_many"
-
-    def displayName(self) -> str:  # noqa: N802
-        return "Classify many rasters (Dask)"
-
-    def group(self) -> str:
-        return "Classification"
-
-    def groupId(self) -> str:  # noqa: N802
-        return "classification"
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return (
-            "Classifies a list or a folder of hyperspectral rasters with one model, in "
-            "parallel on a local Dask cluster or on a running Dask scheduler (large rasters "
-            "are split into blocks). A raster that cannot be classified is named in the "
-            "log with its reason while the others finish; the run then fails. Needs "
-            "dask[distributed] in the Python that runs the engine."
-        )
+    NAME = "classify_many"
+    DISPLAY_NAME = "Classify many rasters (Dask)"
+    GROUP = "Classification"
+    SHORT_HELP = (
+        "Classifies a list or a folder of hyperspectral rasters with one model, in "
+        "parallel on a local Dask cluster or on a running Dask scheduler (large rasters "
+        "are split into blocks). A raster that cannot be classified is named in the "
+        "log with its reason while the others finish; the run then fails. Needs "
+        "dask[distributed] in the Python that runs the engine."
+    )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         params: list[QgsProcessingParameterDefinition] = [

@@ -12,7 +12,6 @@ from typing import Any
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -24,6 +23,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
+from .base import EngineAlgorithm
 from .engine_process import run_engine_command, thread_arguments, training_python
 
 BRANCH_OPTIONS = ("both", "pixel", "band")
@@ -42,7 +42,7 @@ HELP = {
 }
 
 
-class PretrainAlgorithm(QgsProcessingAlgorithm):
+class PretrainAlgorithm(EngineAlgorithm):
     """Pre-train FactoFormer's branches by masked reconstruction of unlabelled pixels."""
 
     INPUT = "INPUT"
@@ -54,28 +54,15 @@ class PretrainAlgorithm(QgsProcessingAlgorithm):
     SEED = "SEED"
     RESUME = "RESUME"
 
-    def createInstance(self) -> PretrainAlgorithm:  # noqa: N802
-        return PretrainAlgorithm()
-
-    def name(self) -> str:
-        return "pretrain"
-
-    def displayName(self) -> str:  # noqa: N802
-        return "Pre-train on unlabelled rasters"
-
-    def group(self) -> str:
-        return "Training"
-
-    def groupId(self) -> str:  # noqa: N802
-        return "training"
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return (
-            "Pre-trains FactoFormer's spectral (band) and spatial (pixel) branches by masked "
-            "reconstruction of every valid pixel of your rasters, without labels. Train then "
-            "starts from them (PRETRAINED). Runs in a separate Python process that needs "
-            "PyTorch; resumable after a cancel."
-        )
+    NAME = "pretrain"
+    DISPLAY_NAME = "Pre-train on unlabelled rasters"
+    GROUP = "Training"
+    SHORT_HELP = (
+        "Pre-trains FactoFormer's spectral (band) and spatial (pixel) branches by masked "
+        "reconstruction of every valid pixel of your rasters, without labels. Train then "
+        "starts from them (PRETRAINED). Runs in a separate Python process that needs "
+        "PyTorch; resumable after a cancel."
+    )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         params: list[QgsProcessingParameterDefinition] = [

@@ -19,7 +19,6 @@ from typing import Any
 
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -38,6 +37,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
+from .base import EngineAlgorithm
 from .engine_process import CANCELLED, run_engine_command, thread_arguments, training_python
 
 MODEL_TYPES = ("factoformer", "cnn3d", "rf", "svm")
@@ -73,7 +73,7 @@ HELP = {
 }
 
 
-class TrainAlgorithm(QgsProcessingAlgorithm):
+class TrainAlgorithm(EngineAlgorithm):
     """Train a model on a raster from labelled polygons, points or a label raster."""
 
     INPUT = "INPUT"
@@ -87,28 +87,15 @@ class TrainAlgorithm(QgsProcessingAlgorithm):
     VALIDATION_SHARE = "VALIDATION_SHARE"
     OUTPUT = "OUTPUT"
 
-    def createInstance(self) -> TrainAlgorithm:  # noqa: N802
-        return TrainAlgorithm()
-
-    def name(self) -> str:
-        return "train"
-
-    def displayName(self) -> str:  # noqa: N802
-        return "Train a classification model"
-
-    def group(self) -> str:
-        return "Training"
-
-    def groupId(self) -> str:  # noqa: N802
-        return "training"
-
-    def shortHelpString(self) -> str:  # noqa: N802
-        return (
-            "Trains a model on a hyperspectral raster from labelled polygons or points (or a "
-            "label raster), optionally starting from pre-trained branches, and writes it as "
-            "an ONNX model for Classify. Training runs in a separate Python process that needs "
-            "PyTorch; a validation share is held out by whole polygons and reported."
-        )
+    NAME = "train"
+    DISPLAY_NAME = "Train a classification model"
+    GROUP = "Training"
+    SHORT_HELP = (
+        "Trains a model on a hyperspectral raster from labelled polygons or points (or a "
+        "label raster), optionally starting from pre-trained branches, and writes it as "
+        "an ONNX model for Classify. Training runs in a separate Python process that needs "
+        "PyTorch; a validation share is held out by whole polygons and reported."
+    )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         params: list[QgsProcessingParameterDefinition] = [

@@ -1,0 +1,36 @@
+"""What every algorithm of the provider shares: its identity, set by class attributes."""
+
+from __future__ import annotations
+
+from qgis.core import QgsProcessingAlgorithm
+
+
+class EngineAlgorithm(QgsProcessingAlgorithm):
+    """A provider algorithm named by its class attributes.
+
+    Subclasses set ``NAME`` (the id after ``factoformer:``), ``DISPLAY_NAME``, ``GROUP``
+    (its id is the lower-case name) and ``SHORT_HELP``.
+    """
+
+    NAME = ""
+    DISPLAY_NAME = ""
+    GROUP = ""
+    SHORT_HELP = ""
+
+    def createInstance(self) -> EngineAlgorithm:  # noqa: N802
+        return type(self)()
+
+    def name(self) -> str:
+        return self.NAME
+
+    def displayName(self) -> str:  # noqa: N802
+        return self.DISPLAY_NAME
+
+    def group(self) -> str:
+        return self.GROUP
+
+    def groupId(self) -> str:  # noqa: N802
+        return self.GROUP.lower()
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return self.SHORT_HELP
