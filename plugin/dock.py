@@ -33,7 +33,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from .engine import SHIPPED_MODEL
+from .model_picker import ModelPicker
 from .train_panel import TrainPanel
 
 ALGORITHM_ID = "factoformer:classify"
@@ -76,9 +76,9 @@ class ClassifyDock(QgsDockWidget):
 
         self.layer_combo = QgsMapLayerComboBox()
         self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
-        self.model_widget = QgsFileWidget()
-        self.model_widget.setFilter("ONNX models (*.onnx)")
-        self.model_widget.setFilePath(str(SHIPPED_MODEL))
+        self.model_widget = ModelPicker()
+        self.model_card = QLabel()
+        self.model_card.setWordWrap(True)
         self.matching_combo = QComboBox()
         self.matching_combo.addItems(["strict", "select", "resample"])  # the algorithm's order
         self.matching_combo.setCurrentIndex(1)
@@ -104,6 +104,7 @@ class ClassifyDock(QgsDockWidget):
         form = QFormLayout()
         form.addRow("Raster", self.layer_combo)
         form.addRow("Model", self.model_widget)
+        form.addRow("", self.model_card)
         form.addRow("Band matching", self.matching_combo)
         form.addRow("", self.model_info)
         form.addRow("Class map", self.output_widget)
@@ -145,13 +146,16 @@ class ClassifyDock(QgsDockWidget):
         """Describe the model, compare it with the layer, enable Classify when they fit."""
         ok = False
         path = self.model_widget.filePath()
+        self.model_card.clear()
         try:
             meta = self._metadata(path)
+            from .engine.model_card import card_html
         except ImportError as exc:
             self.model_info.setText(f"The engine cannot start: {exc}")
         except Exception as exc:  # engine errors: bad file, bad metadata
             self.model_info.setText(f"<span style='color:#c0392b'>{exc}</span>")
         else:
+            self.model_card.setText(card_html(meta))
             test = meta.metrics.get("test", {})
             accuracy = f", test OA {100 * test['overall_accuracy']:.1f} %" if test else ""
             text = f"{meta.model_id}: {meta.num_bands} bands, {meta.num_classes} classes{accuracy}"
@@ -224,7 +228,7 @@ class ClassifyDock(QgsDockWidget):
         self.check_inputs()
 
     def use_model(self, path: str) -> None:
-        """Make ``path`` (a model just trained) the model to classify with."""
+        """Make ``path`` (a model just trained) the model to classify with, and a recent one."""
         self.model_widget.setFilePath(path)
         self.check_inputs()
 
