@@ -5,10 +5,35 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
+_T = TypeVar("_T")
 Branch = Literal["pixel", "band"]
 BRANCHES: tuple[Branch, ...] = ("pixel", "band")
+
+
+class _PlainDict:
+    """``to_dict``/``from_dict`` for a flat frozen dataclass."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form, stored with checkpoints, models and pretrained encoders."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[_T], values: dict[str, Any]) -> _T:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**values)
+
+
+class _Recipe(_PlainDict):
+    """What every training and pretraining recipe shares: the StepLR interval."""
+
+    epochs: int
+
+    @property
+    def lr_step(self) -> int:
+        """Epochs between two learning-rate decays."""
+        return max(1, self.epochs // 10)
 
 
 @dataclass(frozen=True)
@@ -112,7 +137,7 @@ def paper_encoder(num_bands: int, branch: Branch, patch_size: int = 7) -> Encode
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
+class EncoderConfig(_PlainDict):
     """One FactoFormer branch: a transformer over pixel tokens or over band tokens.
 
     A *pixel* token is one pixel's spectrum (``num_bands`` values, ``patch_size**2``
@@ -141,16 +166,9 @@ class EncoderConfig:
         """Tokens per patch, without the cls token."""
         return self.patch_size**2 if self.branch == "pixel" else self.num_bands
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> EncoderConfig:
-        return cls(**values)
-
 
 @dataclass(frozen=True)
-class TrainingRecipe:
+class TrainingRecipe(_Recipe):
     """Supervised fine-tuning recipe (FactoFormer ``main_finetune.py`` defaults).
 
     Adam without weight decay, cross-entropy, StepLR with ``step = epochs // 10`` and
@@ -178,15 +196,6 @@ class TrainingRecipe:
             raise ValueError(f"optimizer must be adam or sgd, got {self.optimizer!r}")
         if self.augment not in ("none", "dihedral"):
             raise ValueError(f"augment must be none or dihedral, got {self.augment!r}")
-
-    @property
-    def lr_step(self) -> int:
-        """Epochs between two learning-rate decays."""
-        return max(1, self.epochs // 10)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form, stored with every checkpoint and model."""
-        return dataclasses.asdict(self)
 
 
 # Per-dataset recipes of the official code's README (epochs, learning rate).
@@ -231,7 +240,7 @@ def default_recipe(
 
 
 @dataclass(frozen=True)
-class PretrainingRecipe:
+class PretrainingRecipe(_Recipe):
     """Masked-reconstruction pretraining of one branch.
 
     The optimisation mirrors :class:`TrainingRecipe` (Adam, StepLR every ``epochs // 10``
@@ -282,19 +291,6 @@ class PretrainingRecipe:
         if self.encoder == "visible" and self.decoder_depth < 1:
             raise ValueError("the visible-token encoder needs decoder_depth >= 1")
 
-    @property
-    def lr_step(self) -> int:
-        """Epochs between two learning-rate decays."""
-        return max(1, self.epochs // 10)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form, stored with every pretrained encoder."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> PretrainingRecipe:
-        return cls(**values)
-
 
 # "paper": FactoFormer pretraining/main_pretrain.py, hyperparameters confirmed by the
 # released checkpoints. "fast": the default, chosen to fit the whole recipe (both branches
@@ -308,7 +304,7 @@ PRETRAINING_RECIPES: dict[str, PretrainingRecipe] = {
 
 
 @dataclass(frozen=True)
-class DenseTrainingRecipe:
+class DenseTrainingRecipe(_Recipe):
     """Fine-tuning of a dense tile model (MaskedSST), adapted from its ``finetune.py``.
 
     Official: Adam, lr 5e-4 for the backbone and 5e-3 for the per-pixel head, weight decay
@@ -329,21 +325,9 @@ class DenseTrainingRecipe:
     max_steps: int | None = None
     bf16: bool = False
 
-    @property
-    def lr_step(self) -> int:
-        """Epochs between two learning-rate decays."""
-        return max(1, self.epochs // 10)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> DenseTrainingRecipe:
-        return cls(**values)
-
 
 @dataclass(frozen=True)
-class MaskedPretrainingRecipe:
+class MaskedPretrainingRecipe(_Recipe):
     """SimMIM-style masked pretraining of a MaskedSST (official ``pretrain.py``, adapted).
 
     Each step draws ``batch_size`` anchor pixels at random and a tile at a random offset
@@ -385,18 +369,6 @@ class MaskedPretrainingRecipe:
             raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
         if self.tiles_per_epoch < 1 or self.mask_unit < 1:
             raise ValueError("tiles_per_epoch and mask_unit must be at least 1")
-
-    @property
-    def lr_step(self) -> int:
-        """Epochs between two learning-rate decays."""
-        return max(1, self.epochs // 10)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> MaskedPretrainingRecipe:
-        return cls(**values)
 
 
 PosEmbedding = Literal["learned", "sincos"]
