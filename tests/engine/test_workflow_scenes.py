@@ -35,10 +35,9 @@ def test_enmap_polygons_cover_exactly_the_training_tiles_labels(tmp_path):
     np.testing.assert_array_equal(burnt, labels.ReadAsArray().astype(np.int16))
     mosaic = gdal.Open(str(scene.train_raster))
     assert mosaic.RasterCount == 224 and mosaic.GetRasterBand(1).GetScale() == pytest.approx(1e-4)
-    assert (
-        gdal.Open(str(scene.test_raster)).RasterXSize
-        == gdal.Open(str(scene.test_labels)).RasterXSize
-    )
+    test, reference = (gdal.Open(str(p)) for p in (scene.test_raster, scene.test_labels))
+    assert test.GetGeoTransform() == reference.GetGeoTransform()
+    assert (test.RasterXSize, test.RasterYSize) == (reference.RasterXSize, reference.RasterYSize)
 
 
 def _bounds(ds: gdal.Dataset) -> tuple[float, float, float, float]:
