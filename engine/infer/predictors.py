@@ -8,7 +8,7 @@ Both kinds below give a pixel the same logits whatever the window layout and bat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -72,16 +72,12 @@ class CentrePixelPredictor:
         progress: Progress,
     ) -> np.ndarray:
         logits = np.zeros((self.model.metadata.num_classes, *valid.shape), dtype=np.float32)
-        rows, cols = np.nonzero(valid)
+        pixels = np.stack(np.nonzero(valid), axis=1)  # (n, 2) rows and cols
         extractor = PatchExtractor(padded, self.patch_size)
-        starts = range(0, rows.size, self.batch_size)
-        index = [(rows[i : i + self.batch_size], cols[i : i + self.batch_size]) for i in starts]
-        patches = (extractor(r, c) for r, c in index)
-        done = 0
-        for (r, c), batch in zip(index, self.model.map_logits(patches), strict=True):
-            logits[:, r, c] = batch.T
-            done += r.size
-            progress(done / rows.size)
+        batches = list(_chunks(pixels, self.batch_size))
+        inputs = (extractor(batch[:, 0], batch[:, 1]) for batch in batches)
+        for batch, out in _run_batches(self.model, batches, inputs, progress):
+            logits[:, batch[:, 0], batch[:, 1]] = out.T
         return logits
 
 
@@ -154,12 +150,9 @@ class DenseTilePredictor:
         windows = sliding_window_view(padded, (self.tile, self.tile), axis=(1, 2))
         batches = list(_chunks(local, self.batch_size))
         inputs = (_stack(windows, batch) for batch in batches)
-        done = 0
-        for batch, out in zip(batches, self.model.map_logits(inputs), strict=True):
+        for batch, out in _run_batches(self.model, batches, inputs, progress):
             for (r, c), tile_logits in zip(batch, out, strict=True):
                 self._accumulate(logits, weight, tile_logits, r - self.halo, c - self.halo)
-            done += len(batch)
-            progress(done / len(local))
         np.divide(logits, weight, out=logits, where=weight > 0)
         return logits
 
@@ -195,9 +188,25 @@ class DenseTilePredictor:
         weight[r0:r1, c0:c1] += wpart
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def _run_batches(
+    model: OnnxClassifier,
+    batches: list[Sequence],
+    inputs: Iterable[np.ndarray],
+    progress: Progress,
+) -> Iterator[tuple[Sequence, np.ndarray]]:
+    """(batch, logits) for each batch of items and its model input; ``progress`` gets the
+    share of items done once the caller has used a batch's logits."""
+    total = sum(len(batch) for batch in batches)
+    done = 0
+    for batch, out in zip(batches, model.map_logits(inputs), strict=True):
+        yield batch, out
+        done += len(batch)
+        progress(done / total)
 
 
 def _stack(windows: np.ndarray, starts: list[tuple[int, int]]) -> np.ndarray:
