@@ -13,10 +13,8 @@ weights only), ``state.pt`` (the loop's state, for ``resume``) and ``pretraining
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,12 +31,10 @@ from ..models.maskedsst import BlockwiseLinear, MaskedSST
 from ..progress import Feedback
 from ..training.loop import StepFunction, fit, save_atomically, seed_everything
 from .data import PretrainingPixels
-from .run import hardware
+from .run import STATE_NAME, provenance, write_run
+from .transfer import ENCODER_NAME, check_matching, load_weights_only
 
 ENCODER_FORMAT = "maskedsst-pretrained-encoder/1"
-ENCODER_NAME = "encoder.pt"
-STATE_NAME = "state.pt"
-SUMMARY_NAME = "pretraining.json"
 HEAD_PREFIXES = ("head.", "head_norm.")  # fine-tuning only; never pre-trained
 _MASK_STREAM, _ANCHOR_STREAM = 3, 4  # seed streams (the tile offsets use 2)
 
@@ -244,30 +240,16 @@ def pretrain_maskedsst(
         resume,
         "pretrain maskedsst",
     )
-    last = fitted.history[-1] if fitted.history else {}
-    provenance = {
-        "model_type": "MaskedSST",
-        "pixels": pixels.description,
-        "bands": pixels.num_bands,
-        "objective": objective_summary(recipe, config),
-        "recipe": recipe.to_dict(),
-        "epochs": int(last.get("epoch", 0)),
-        "steps": fitted.steps,
-        "seconds": round(fitted.seconds, 1),
-        "final_loss": last.get("loss"),
-        "hardware": hardware(),
-        "software": {"torch": str(torch.__version__), "python": platform.python_version()},
-    }
+    objective = objective_summary(recipe, config)
+    record = provenance({"model_type": "MaskedSST"}, pixels, objective, recipe, fitted)
     state = {
         k: v.detach().clone()
         for k, v in model.backbone.state_dict().items()
         if not k.startswith(HEAD_PREFIXES)
     }
-    pretrained = PretrainedMaskedSST(config, state, provenance)
+    pretrained = PretrainedMaskedSST(config, state, record)
     if out is not None:
-        pretrained.save(out / ENCODER_NAME)
-        summary = {**provenance, "history": fitted.history}
-        (out / SUMMARY_NAME).write_text(json.dumps(summary, indent=2) + "\n")
+        write_run(out, pretrained, fitted.history)
     return pretrained
 
 
@@ -293,13 +275,7 @@ def load_pretrained(path: str | os.PathLike[str]) -> PretrainedMaskedSST:
     file = path / ENCODER_NAME if path.is_dir() else path
     if not file.is_file():
         raise ModelLoadError(f"no pre-trained MaskedSST in {path} (looked for {ENCODER_NAME})")
-    try:
-        data = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"cannot load {file} as weights only: {first}") from None
-    if not isinstance(data, dict) or data.get("format") != ENCODER_FORMAT:
-        raise ModelLoadError(f"{file} is not a pre-trained MaskedSST ({ENCODER_FORMAT})")
+    data = load_weights_only(file, ENCODER_FORMAT, "pre-trained MaskedSST")
     config = MaskedSSTConfig.from_dict(data["config"])
     return PretrainedMaskedSST(config, data["state_dict"], data["provenance"])
 
@@ -321,13 +297,7 @@ _MATCHING_FIELDS = (
 def transfer_backbone(model: MaskedSST, pre: PretrainedMaskedSST) -> dict[str, Any]:
     """Copy the pre-trained backbone (everything but the head) into ``model``; returns the
     provenance record. The head keeps the values ``model`` was built with."""
-    for name in _MATCHING_FIELDS:
-        mine, theirs = getattr(model.config, name), getattr(pre.config, name)
-        if mine != theirs:
-            raise InputDataError(
-                f"the pre-trained MaskedSST has {name} {theirs} but the model being trained "
-                f"has {mine}"
-            )
+    check_matching(pre.config, model.config, _MATCHING_FIELDS, "MaskedSST")
     missing, unexpected = model.load_state_dict(pre.state_dict, strict=False)
     if unexpected or any(not k.startswith(HEAD_PREFIXES) for k in missing):
         raise InputDataError(

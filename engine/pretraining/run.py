@@ -15,7 +15,7 @@ import platform
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -23,7 +23,7 @@ from ..config import Branch, EncoderConfig, PretrainingRecipe
 from ..models import DEFAULT_KERNELS, Kernels
 from ..progress import Feedback
 from ..system import available_cores
-from ..training.loop import fit, seed_everything
+from ..training.loop import FitResult, LoopRecipe, fit, seed_everything
 from .data import PretrainingPixels
 from .masking import TokenMasker, masked_count
 from .objectives import MaskedReconstruction, reconstruction_step
@@ -75,27 +75,13 @@ def pretrain_branch(
         resume,
         f"pretrain {config.branch}",
     )
-    last = fitted.history[-1] if fitted.history else {}
-    provenance = {
-        "branch": config.branch,
-        "pixels": pixels.description,
-        "bands": pixels.num_bands,
-        "objective": objective_summary(recipe, config),
-        "recipe": recipe.to_dict(),
-        "epochs": int(last.get("epoch", 0)),
-        "steps": fitted.steps,
-        "seconds": round(fitted.seconds, 1),
-        "final_loss": last.get("loss"),
-        "final_masked_mse": last.get("masked_mse"),
-        "hardware": hardware(),
-        "software": {"torch": str(torch.__version__), "python": platform.python_version()},
-    }
+    objective = objective_summary(recipe, config)
+    record = {"branch": config.branch}
+    record = provenance(record, pixels, objective, recipe, fitted, ("loss", "masked_mse"))
     state = {k: v.detach().clone() for k, v in model.encoder.state_dict().items()}
-    pretrained = PretrainedBranch(config.branch, config, state, provenance)
+    pretrained = PretrainedBranch(config.branch, config, state, record)
     if branch_dir is not None:
-        pretrained.save(branch_dir / ENCODER_NAME)
-        summary = {**provenance, "history": fitted.history}
-        (branch_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2) + "\n")
+        write_run(branch_dir, pretrained, fitted.history)
     return pretrained
 
 
@@ -113,6 +99,48 @@ def pretrain(
         pretrain_branch(pixels, c, recipe, output_dir, feedback_for.get(c.branch), resume)
         for c in configs
     ]
+
+
+def provenance(
+    identity: dict[str, Any],
+    pixels: PretrainingPixels,
+    objective: str,
+    recipe: LoopRecipe,
+    fitted: FitResult,
+    metrics: Sequence[str] = ("loss",),
+) -> dict[str, Any]:
+    """A pretraining run's record: ``identity`` (what was pre-trained), the pixels,
+    objective and recipe, its length, the last epoch's ``metrics`` (as ``final_<metric>``),
+    hardware and software."""
+    last = fitted.history[-1] if fitted.history else {}
+    return {
+        **identity,
+        "pixels": pixels.description,
+        "bands": pixels.num_bands,
+        "objective": objective,
+        "recipe": recipe.to_dict(),
+        "epochs": int(last.get("epoch", 0)),
+        "steps": fitted.steps,
+        "seconds": round(fitted.seconds, 1),
+        **{f"final_{metric}": last.get(metric) for metric in metrics},
+        "hardware": hardware(),
+        "software": {"torch": str(torch.__version__), "python": platform.python_version()},
+    }
+
+
+class Pretrained(Protocol):
+    """A pre-trained network that can be saved, with its provenance."""
+
+    provenance: dict[str, Any]
+
+    def save(self, path: str | os.PathLike[str]) -> Path: ...
+
+
+def write_run(folder: Path, pretrained: Pretrained, history: list[dict[str, float]]) -> None:
+    """Write ``encoder.pt`` and ``pretraining.json`` (provenance and history) into ``folder``."""
+    pretrained.save(folder / ENCODER_NAME)
+    summary = {**pretrained.provenance, "history": history}
+    (folder / SUMMARY_NAME).write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def objective_summary(recipe: PretrainingRecipe, config: EncoderConfig) -> str:

@@ -76,13 +76,7 @@ def branch_file(path: str | os.PathLike[str], branch: Branch) -> Path:
 def load_branch(path: str | os.PathLike[str], branch: Branch) -> PretrainedBranch:
     """Load one pre-trained branch without executing any pickled code."""
     file = branch_file(path, branch)
-    try:
-        data = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"cannot load {file} as weights only: {first}") from None
-    if not isinstance(data, dict) or data.get("format") != ENCODER_FORMAT:
-        raise ModelLoadError(f"{file} is not a pre-trained FactoFormer branch ({ENCODER_FORMAT})")
+    data = load_weights_only(file, ENCODER_FORMAT, "pre-trained FactoFormer branch")
     if data["branch"] != branch:
         raise ModelLoadError(f"{file} holds the {data['branch']} branch, not the {branch} branch")
     return PretrainedBranch(
@@ -110,12 +104,7 @@ def transfer(
     record: dict[str, Any] = {"outer_norm_transferred": outer_norm, "branches": {}}
     for pre in branches:
         target = model.config.encoder(pre.branch)
-        for name in _MATCHING_FIELDS:
-            if getattr(pre.config, name) != getattr(target, name):
-                raise InputDataError(
-                    f"the pre-trained {pre.branch} branch has {name} {getattr(pre.config, name)} "
-                    f"but the model being trained has {getattr(target, name)}"
-                )
+        check_matching(pre.config, target, _MATCHING_FIELDS, f"{pre.branch} branch")
         state = {
             k: v
             for k, v in pre.state_dict.items()
@@ -135,3 +124,25 @@ def transfer(
         parts += ", outer norm" if outer_norm else ""
         record["branches"][pre.branch] = {"transferred": parts, **pre.provenance}
     return record
+
+
+def load_weights_only(file: Path, file_format: str, what: str) -> dict[str, Any]:
+    """The dict saved in ``file``, loaded without executing code; it must be ``file_format``."""
+    try:
+        data = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or unsafe files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"cannot load {file} as weights only: {first}") from None
+    if not isinstance(data, dict) or data.get("format") != file_format:
+        raise ModelLoadError(f"{file} is not a {what} ({file_format})")
+    return data
+
+
+def check_matching(pre: Any, target: Any, fields: Sequence[str], what: str) -> None:
+    """Refuse a pre-trained ``what`` whose config ``pre`` differs from ``target`` in ``fields``."""
+    for name in fields:
+        theirs, mine = getattr(pre, name), getattr(target, name)
+        if theirs != mine:
+            raise InputDataError(
+                f"the pre-trained {what} has {name} {theirs} but the model being trained has {mine}"
+            )
