@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -31,9 +30,8 @@ from ..pretraining.maskedsst import PretrainedMaskedSST, transfer_backbone
 from ..progress import Feedback, ProgressBar, SilentFeedback
 from .checkpoint import save_run
 from .loop import fit, seed_everything
+from .run import STATE_NAME, TrainedRun
 from .trainer import TrainingResult
-
-STATE_NAME = "training_state.pt"
 
 # Fine-tuning budget for 2 CPU cores (see benchmarks/bench_maskedsst.py): 500 steps of 8
 # tiles; the official runs take at least 1,000 steps of 2 tiles (EnMAP) on a GPU.
@@ -207,16 +205,6 @@ def _no_progress(fraction: float) -> None:
     return None
 
 
-@dataclass
-class DenseRun:
-    """A finished fine-tuning run: the result, its metrics and where it was written."""
-
-    result: TrainingResult
-    metrics: ClassificationMetrics | None
-    output_dir: Path | None
-    validation: ClassificationMetrics | None = None
-
-
 def run_dense_training(
     data: TrainingSet,
     recipe: DenseTrainingRecipe,
@@ -227,7 +215,7 @@ def run_dense_training(
     show_progress: bool = True,
     resume: bool = False,
     time_limit: float | None = None,
-) -> DenseRun:
+) -> TrainedRun:
     """Fine-tune a MaskedSST (:func:`train_dense`), then measure it on the validation and
     test pixels from dense predictions of whole rasters, as the plugin would classify them
     (test labels are read only now). With ``output_dir`` the run folder gets the
@@ -250,4 +238,4 @@ def run_dense_training(
     validation = evaluate_dense(model, data, "validation") if data.validation else None
     if out is not None:
         save_run(out, data, recipe, result, metrics, validation)  # type: ignore[arg-type]
-    return DenseRun(result, metrics, out, validation)
+    return TrainedRun(result, metrics, out, validation)
