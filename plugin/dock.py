@@ -229,6 +229,7 @@ class ClassifyDock(QgsDockWidget):
 
     def use_model(self, path: str) -> None:
         """Make ``path`` (a model just trained) the model to classify with, and a recent one."""
+        self._model_cache.pop(path, None)  # a model trained again into the same file
         self.model_widget.setFilePath(path)
         self.check_inputs()
 

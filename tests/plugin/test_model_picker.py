@@ -48,6 +48,11 @@ def test_picker_lists_shipped_and_recent_models_and_shows_the_card(
         assert "<b>fresh</b>" in card and "Corn-notill" not in card
         for name in NAMES:
             assert f"&#9632;</span>&nbsp;{name}" in card
+
+        write_linear_model(model, 2, model_id="retrained")  # trained again into the same file
+        dock.use_model(str(model))
+        assert "<b>retrained</b>" in dock.model_card.text() and "Roof" not in dock.model_card.text()
+        assert picker.paths() == [*shipped, str(model)]
     finally:
         plugin.unload()
 
