@@ -447,7 +447,7 @@ def _train(args: argparse.Namespace) -> int:
     if spec.family == "sklearn":
         return _fit_classical(args, data, name, feedback)
     if spec.family == "dense":
-        return cli_maskedsst.train(args, data, name)
+        return _report_training(*cli_maskedsst.train(args, data, name))
     recipe, recipe_line = _recipe(args, name if tiles is None else None, len(data.train))
     pretrained = _load_pretrained(args)
     out = _run_dir(args, name)
@@ -472,6 +472,11 @@ def _train(args: argparse.Namespace) -> int:
         if spec.name == "factoformer"
         else spec.config(data.num_bands, data.num_classes),
     )
+    return _report_training(run, out)
+
+
+def _report_training(run, out: Path) -> int:  # run: TrainedRun
+    """Print what a training run did and measured; the command's exit code."""
     print(f"trained {run.result.steps} steps in {run.result.seconds:.1f} s -> {out}")
     if run.result.stopped:
         print(f"stopped: {run.result.stopped}")

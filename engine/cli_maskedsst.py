@@ -118,9 +118,11 @@ def _raster_wavelengths(paths) -> tuple[float, ...] | None:
     return band_info(open_raster(paths[0])).good().wavelengths_nm
 
 
-def train(args: argparse.Namespace, data, name: str) -> int:
+def train(args: argparse.Namespace, data, name: str) -> tuple[Any, Path]:
     """``train --model maskedsst`` on a :class:`TrainingSet` built with the context patch
-    size (see :func:`engine.data.dense.context_patch_size`)."""
+    size (see :func:`engine.data.dense.context_patch_size`); returns the finished
+    :class:`~engine.training.run.TrainedRun` and its folder, which :mod:`engine.cli`
+    reports."""
     from .pretraining.maskedsst import load_pretrained
     from .training.dense import (
         DEFAULT_DENSE_STEPS,
@@ -168,14 +170,7 @@ def train(args: argparse.Namespace, data, name: str) -> int:
         resume=args.resume,
         time_limit=args.max_minutes * 60 if args.max_minutes else None,
     )
-    print(f"trained {run.result.steps} steps in {run.result.seconds:.1f} s -> {out}")
-    if run.result.stopped:
-        print(f"stopped: {run.result.stopped}")
-    if run.validation is not None:
-        print(f"validation: {run.validation.summary()}")
-    if run.metrics is not None:
-        print(f"test: {run.metrics.summary()}")
-    return 0
+    return run, out
 
 
 def dense_onnx(model):  # -> OnnxClassifier | None
