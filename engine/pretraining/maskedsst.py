@@ -29,10 +29,10 @@ from ..errors import InputDataError, ModelLoadError
 from ..models import DEFAULT_KERNELS, Kernels
 from ..models.maskedsst import BlockwiseLinear, MaskedSST
 from ..progress import Feedback
-from ..training.loop import StepFunction, fit, save_atomically, seed_everything
+from ..training.loop import StepFunction, fit, seed_everything
 from .data import PretrainingPixels
 from .run import STATE_NAME, provenance, write_run
-from .transfer import ENCODER_NAME, check_matching, load_weights_only
+from .transfer import ENCODER_NAME, check_matching, load_weights_only, save_pretrained
 
 ENCODER_FORMAT = "maskedsst-pretrained-encoder/1"
 HEAD_PREFIXES = ("head.", "head_norm.")  # fine-tuning only; never pre-trained
@@ -191,15 +191,7 @@ class PretrainedMaskedSST:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the backbone as a weights-only file (atomically)."""
-        return save_atomically(
-            {
-                "format": ENCODER_FORMAT,
-                "config": self.config.to_dict(),
-                "state_dict": self.state_dict,
-                "provenance": self.provenance,
-            },
-            path,
-        )
+        return save_pretrained(path, ENCODER_FORMAT, self)
 
 
 def pretrain_maskedsst(

@@ -52,16 +52,24 @@ class PretrainedBranch:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the branch as a weights-only file (atomically)."""
-        return save_atomically(
-            {
-                "format": ENCODER_FORMAT,
-                "branch": self.branch,
-                "config": self.config.to_dict(),
-                "state_dict": self.state_dict,
-                "provenance": self.provenance,
-            },
-            path,
-        )
+        return save_pretrained(path, ENCODER_FORMAT, self, branch=self.branch)
+
+
+def save_pretrained(
+    path: str | os.PathLike[str], file_format: str, pretrained: Any, **identity: Any
+) -> Path:
+    """Write ``pretrained``'s config, weights and provenance, with ``identity`` (what it
+    is), as a weights-only ``file_format`` file (atomically)."""
+    return save_atomically(
+        {
+            "format": file_format,
+            **identity,
+            "config": pretrained.config.to_dict(),
+            "state_dict": pretrained.state_dict,
+            "provenance": pretrained.provenance,
+        },
+        path,
+    )
 
 
 def branch_file(path: str | os.PathLike[str], branch: Branch) -> Path:
