@@ -36,6 +36,23 @@ class _Recipe(_PlainDict):
         return max(1, self.epochs // 10)
 
 
+def check_model_size(model: str, num_bands: int, num_classes: int, min_bands: int = 1) -> None:
+    """Refuse a model with fewer than ``min_bands`` bands or 2 classes (ValueError)."""
+    if num_bands < min_bands or num_classes < 2:
+        bands = "1 band" if min_bands == 1 else f"{min_bands} bands"
+        raise ValueError(
+            f"a {model} needs at least {bands} and 2 classes, got {num_bands} bands "
+            f"and {num_classes} classes"
+        )
+
+
+def check_config_keys(cls: type, values: dict[str, Any], model: str) -> None:
+    """Refuse keys that are not fields of the config dataclass ``cls`` (ValueError)."""
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"unknown {model} config keys: {', '.join(unknown)}")
+
+
 @dataclass(frozen=True)
 class FactoFormerConfig:
     """Architecture of a FactoFormer (Mohamed et al., IEEE TGRS 2024).
@@ -73,11 +90,7 @@ class FactoFormerConfig:
     outer_norm_eps: float = 1e-6
 
     def __post_init__(self) -> None:
-        if self.num_bands < 1 or self.num_classes < 2:
-            raise ValueError(
-                f"a FactoFormer needs at least 1 band and 2 classes, got {self.num_bands} bands "
-                f"and {self.num_classes} classes"
-            )
+        check_model_size("FactoFormer", self.num_bands, self.num_classes)
         if self.patch_size < 1 or self.patch_size % 2 == 0:
             raise ValueError(f"patch_size must be a positive odd number, got {self.patch_size}")
         for name in ("pixel", "band"):
@@ -122,10 +135,7 @@ class FactoFormerConfig:
             eps = values.pop("norm_eps")
             values.setdefault("block_norm_eps", eps)
             values.setdefault("outer_norm_eps", eps)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown FactoFormer config keys: {', '.join(unknown)}")
+        check_config_keys(cls, values, "FactoFormer")
         return cls(**values)
 
 
@@ -409,11 +419,7 @@ class MaskedSSTConfig:
     model_type: ClassVar[str] = "MaskedSST"  # metadata model_type
 
     def __post_init__(self) -> None:
-        if self.num_bands < 1 or self.num_classes < 2:
-            raise ValueError(
-                f"a MaskedSST needs at least 1 band and 2 classes, got {self.num_bands} bands "
-                f"and {self.num_classes} classes"
-            )
+        check_model_size("MaskedSST", self.num_bands, self.num_classes)
         for name in ("tile_size", "spectral_block", "dim", "heads", "head_dim", "mlp_hidden"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -466,10 +472,7 @@ class MaskedSSTConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> MaskedSSTConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error, not silently dropped."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown MaskedSST config keys: {', '.join(unknown)}")
+        check_config_keys(cls, values, "MaskedSST")
         values = dict(values)
         if values.get("spectral_positions") is not None:
             values["spectral_positions"] = tuple(float(p) for p in values["spectral_positions"])

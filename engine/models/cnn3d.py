@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..config import check_config_keys, check_model_size
+
 
 @dataclass(frozen=True)
 class CNN3DConfig:
@@ -29,11 +31,7 @@ class CNN3DConfig:
     model_type: ClassVar[str] = "CNN3D"  # metadata model_type
 
     def __post_init__(self) -> None:
-        if self.num_bands < 5 or self.num_classes < 2:
-            raise ValueError(
-                f"a 3D-CNN needs at least 5 bands and 2 classes, got {self.num_bands} bands "
-                f"and {self.num_classes} classes"
-            )
+        check_model_size("3D-CNN", self.num_bands, self.num_classes, min_bands=5)
         if self.patch_size < 5 or self.patch_size % 2 == 0:
             raise ValueError(f"patch_size must be an odd number >= 5, got {self.patch_size}")
 
@@ -49,10 +47,7 @@ class CNN3DConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> CNN3DConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown 3D-CNN config keys: {', '.join(unknown)}")
+        check_config_keys(cls, values, "3D-CNN")
         return cls(**values)
 
 
