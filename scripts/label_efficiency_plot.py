@@ -2,10 +2,11 @@
 
 Usage: python scripts/label_efficiency_plot.py [--output docs/images/label_efficiency.png]
 
-Reads every ``results/*/label-efficiency`` folder (any depth; results of
+Reads every ``<results>/*/label-efficiency`` folder (any depth; results of
 ``scripts/baselines_study.py --subset`` and ``scripts/pretrain_study.py --subset``) and,
-for the ``full`` point, the whole-split results in ``results/baselines`` and
-``results/pretraining`` (as ``scripts/baselines_table.py`` reads them). Each point is the
+for the ``full`` point, the whole-split results in ``<results>/baselines`` and
+``<results>/pretraining`` (as ``scripts/baselines_table.py`` reads them); ``<results>`` is
+``results`` unless ``--results`` says otherwise. Each point is the
 mean OA over the runs (subset draws) with ± one standard deviation as error bars. The full
 split has 50 pixels per class (15 for its three smallest classes) and is drawn at 50.
 matplotlib comes from Debian's ``python3-matplotlib`` (a dependency of QGIS's Python
@@ -31,12 +32,10 @@ def main() -> None:
     parser.add_argument(
         "--output", type=Path, default=ROOT / "docs" / "images" / "label_efficiency.png"
     )
-    parser.add_argument(
-        "--label-efficiency", default=str(ROOT / "results" / "*" / "label-efficiency")
-    )
+    parser.add_argument("--results", type=Path, default=ROOT / "results")
     args = parser.parse_args()
-    subsets = load_label_efficiency(args.label_efficiency)
-    whole = load([ROOT / "results" / "baselines", ROOT / "results" / "pretraining"])
+    subsets = load_label_efficiency(str(args.results / "*" / "label-efficiency"))
+    whole = load([args.results / "baselines", args.results / "pretraining"])
     whole = whole.get("indian_pines", {})
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for key, budgets in subsets.items():
@@ -45,14 +44,15 @@ def main() -> None:
             points.append((FULL_AT, whole[key]))
         x = [b for b, _ in points]
         stats = [mean_std(rows) for _, rows in points]
-        runs = min(len(rows) for _, rows in points)
+        counts = sorted({len(rows) for _, rows in points})
+        runs = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
         ax.errorbar(
             x,
             [m for m, _ in stats],
             yerr=[s for _, s in stats],
             marker="o",
             capsize=3,
-            label=f"{name(key)} (≥{runs} runs per point)",
+            label=f"{name(key)} ({runs} runs per point)",
         )
     ax.set_xscale("log")
     ax.set_xticks([5, 10, 20, FULL_AT], ["5", "10", "20", "full\n(50; 15 for 3 classes)"])
