@@ -17,7 +17,7 @@ from engine.config import FactoFormerConfig, PretrainingRecipe, TrainingRecipe
 from engine.data.classes import make_classes
 from engine.data.prepared import PreparedScene
 from engine.data.scenes import Scene, load_raster_scene
-from engine.errors import CancelledError
+from engine.errors import CancelledError, InputDataError
 from engine.pretraining.data import raster_pixels, scene_unlabelled_pixels, unlabelled_pixels
 from engine.pretraining.masking import TokenMasker
 from engine.pretraining.objectives import MaskedReconstruction
@@ -151,6 +151,31 @@ def test_supervised_training_resumes_bit_for_bit(synthetic_scene_files, tmp_path
     assert resumed.history[0] == {**whole.history[0], "seconds": resumed.history[0]["seconds"]}
     for key, value in whole.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_state_written_before_a_recipe_field_existed_still_resumes(synthetic_scene_files, tmp_path):
+    files = synthetic_scene_files
+    prepared = PreparedScene.from_scene(
+        load_raster_scene(files["raster"], files["train"], files["test"]), 7
+    )
+    recipe = TrainingRecipe(epochs=2, learning_rate=1e-3, batch_size=16, seed=5)
+    state = tmp_path / "state.pt"
+    with pytest.raises(CancelledError):
+        train(prepared, recipe, TINY, feedback=_CancelAfter(6), state_path=state)
+    saved = torch.load(state, weights_only=True)
+    del saved["recipe"]["augment"]  # as written before the field was added
+    torch.save(saved, state)
+    resumed = train(prepared, recipe, TINY, False, state_path=state, resume=True)
+    assert resumed.steps == 10
+    with pytest.raises(InputDataError, match="another recipe"):
+        train(
+            prepared,
+            replace(recipe, augment="dihedral"),
+            TINY,
+            False,
+            state_path=state,
+            resume=True,
+        )
 
 
 def _labelled_scene(class_values: tuple[int, int, int]) -> Scene:
