@@ -71,9 +71,7 @@ class AssessAlgorithm(EngineAlgorithm):
                 self.OUTPUT, "Accuracy report", fileFilter="HTML files (*.html)"
             ),
         ]
-        for param in params:
-            param.setHelp(HELP[param.name()])
-            self.addParameter(param)
+        self.add_parameters(HELP, params)
         self.addOutput(QgsProcessingOutputNumber("OA", "Overall accuracy"))
         self.addOutput(QgsProcessingOutputNumber("AA", "Average accuracy"))
         self.addOutput(QgsProcessingOutputNumber("KAPPA", "Kappa"))

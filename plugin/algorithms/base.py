@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsProcessingAlgorithm
+from collections.abc import Mapping, Sequence
+
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingParameterDefinition
 
 
 class EngineAlgorithm(QgsProcessingAlgorithm):
@@ -34,3 +36,16 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
 
     def shortHelpString(self) -> str:  # noqa: N802
         return self.SHORT_HELP
+
+    def add_parameters(
+        self,
+        help_texts: Mapping[str, str],
+        params: Sequence[QgsProcessingParameterDefinition],
+        advanced: Sequence[QgsProcessingParameterDefinition] = (),
+    ) -> None:
+        """Add ``params``, then ``advanced`` flagged as advanced, each with its help text."""
+        for param in advanced:
+            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        for param in [*params, *advanced]:
+            param.setHelp(help_texts[param.name()])
+            self.addParameter(param)

@@ -165,12 +165,7 @@ class ClassifyAlgorithm(EngineAlgorithm):
         scheduler = QgsProcessingParameterString(
             self.SCHEDULER, "Dask scheduler address", optional=True
         )
-        for param in (batch, scheduler):
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            params.append(param)
-        for param in params:
-            param.setHelp(HELP[param.name()])
-            self.addParameter(param)
+        self.add_parameters(HELP, params, advanced=(batch, scheduler))
         self.addOutput(QgsProcessingOutputNumber("CLASSIFIED_PIXELS", "Classified pixels"))
         self.addOutput(QgsProcessingOutputNumber("NODATA_PIXELS", "No-data pixels"))
         self.addOutput(QgsProcessingOutputString("MODEL_ID", "Model identifier"))

@@ -102,11 +102,7 @@ class ClassifyManyAlgorithm(EngineAlgorithm):
                 maxValue=65536,
             ),
         ]
-        for param in advanced:
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        for param in params + advanced:
-            param.setHelp(HELP[param.name()])
-            self.addParameter(param)
+        self.add_parameters(HELP, params, advanced)
         self.addOutput(QgsProcessingOutputNumber("CLASSIFIED", "Rasters classified"))
 
     def processAlgorithm(  # noqa: N802

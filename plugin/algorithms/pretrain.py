@@ -87,11 +87,7 @@ class PretrainAlgorithm(EngineAlgorithm):
             ),
             QgsProcessingParameterNumber(self.SEED, "Seed", defaultValue=0, minValue=0),
         ]
-        for param in advanced:
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        for param in params + advanced:
-            param.setHelp(HELP[param.name()])
-            self.addParameter(param)
+        self.add_parameters(HELP, params, advanced)
 
     def processAlgorithm(  # noqa: N802
         self,

@@ -139,11 +139,8 @@ class TrainAlgorithm(EngineAlgorithm):
                 maxValue=0.9,
             ),
         ]
-        for param in advanced:
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        for param in params[:4] + advanced + params[4:]:
-            param.setHelp(HELP[param.name()])
-            self.addParameter(param)
+        self.add_parameters(HELP, params[:4], advanced)
+        self.add_parameters(HELP, params[4:])
         self.addOutput(QgsProcessingOutputString("MODEL_ID", "Model identifier"))
         self.addOutput(QgsProcessingOutputNumber("VALIDATION_OA", "Validation overall accuracy"))
         self.addOutput(QgsProcessingOutputNumber("VALIDATION_PIXELS", "Validation pixels"))
