@@ -221,7 +221,7 @@ class TiledClassifier:
         """
         ds = source.ds
         destinations = self._destinations(requested, ds, source.mask_ds)
-        self._preflight(destinations, ds.RasterXSize, ds.RasterYSize, feedback)
+        self._preflight(destinations, ds.RasterXSize, ds.RasterYSize, source.mask_ds, feedback)
         check_cancelled(feedback)
         report = ClassificationReport(
             class_map=destinations["class_map"],
@@ -292,7 +292,12 @@ class TiledClassifier:
         return check_destinations(requested, reads)
 
     def _preflight(
-        self, destinations: dict[str, Path], width: int, height: int, feedback: Feedback
+        self,
+        destinations: dict[str, Path],
+        width: int,
+        height: int,
+        mask_ds: gdal.Dataset | None,
+        feedback: Feedback,
     ) -> None:
         """Before any work: clear debris of killed runs, check disk room and memory, and
         state the expected duration first when it is long."""
@@ -310,7 +315,7 @@ class TiledClassifier:
                 self.model.workers,
             )
         )
-        message = preflight.duration_message(width * height)
+        message = preflight.duration_message(width * height, masked=mask_ds is not None)
         if message:
             warn(feedback, message)
 

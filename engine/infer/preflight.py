@@ -74,13 +74,19 @@ def check_memory(needed: int) -> None:
         )
 
 
-def duration_message(pixels: int) -> str | None:
-    """A note on the expected duration when it is long (at a conservative speed)."""
+def duration_message(pixels: int, masked: bool = False) -> str | None:
+    """A note on the expected duration when it is long (at a conservative speed).
+
+    With a mask only the masked pixels are classified, so the figure is an upper bound.
+    """
     seconds = pixels / CONSERVATIVE_PIXELS_PER_SECOND
     if seconds < LONG_RUN_SECONDS:
         return None
+    what = "pixels in the raster; the mask may leave far fewer to classify" if masked else (
+        "pixels to classify"
+    )
     return (
-        f"{pixels} pixels to classify: this may take up to about {seconds / 3600:.1f} hours "
+        f"{pixels} {what}: this may take up to about {seconds / 3600:.1f} hours "
         f"(estimated at {CONSERVATIVE_PIXELS_PER_SECOND:.0f} pixels/s)"
     )
 

@@ -309,6 +309,12 @@ def test_a_long_run_states_its_estimated_time_first(linear3, scene, tmp_path, mo
     assert message.startswith(f"{ROWS * COLS} pixels to classify: this may take up to about 3.3 h")
 
 
+def test_the_estimate_of_a_masked_run_says_it_is_an_upper_bound():
+    message = preflight.duration_message(10**8, masked=True)
+    assert message.startswith(f"{10**8} pixels in the raster; the mask may leave far fewer")
+    assert preflight.duration_message(10**8).startswith(f"{10**8} pixels to classify:")
+
+
 def test_memory_is_checked_before_any_work(linear3, scene, tmp_path, monkeypatch):
     monkeypatch.setattr(preflight, "available_memory", lambda: 8 << 20)
     with pytest.raises(InputDataError, match=r"not enough memory: this run needs about \d+ MiB"):
