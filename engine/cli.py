@@ -447,7 +447,7 @@ def _train(args: argparse.Namespace) -> int:
     if spec.family == "sklearn":
         return _fit_classical(args, data, name, feedback)
     if spec.family == "dense":
-        return _report_training(*cli_maskedsst.train(args, data, name))
+        return _report_training(*cli_maskedsst.train(args, data, name, feedback))
     recipe, recipe_line = _recipe(args, name if tiles is None else None, len(data.train))
     pretrained = _load_pretrained(args)
     out = _run_dir(args, name)
@@ -601,7 +601,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     if (args.raster is None) == (args.dataset is None):
         raise SystemExit("error: give either --dataset or --raster")
     if args.model == "maskedsst":
-        return cli_maskedsst.pretrain(args, _load_scene)
+        return cli_maskedsst.pretrain(args, _load_scene, _feedback(args, "pretrain maskedsst"))
     cli_maskedsst.refuse_pretrain_options(args)
     if args.raster is not None:
         pixels = raster_pixels(args.raster)

@@ -11,6 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .progress import Feedback
+
 # Options of one pretraining that have no meaning for the other (all default None).
 _FACTOFORMER_PRETRAIN_ONLY = ("loss", "masks", "encoder", "decoder_depth", "dropout")
 _MASKEDSST_PRETRAIN_ONLY = ("masking", "mask_unit", "tiles_per_epoch", "grad_clip")
@@ -51,13 +53,15 @@ def add_model_arguments(g: Any) -> None:
     )
 
 
-def pretrain(args: argparse.Namespace, load_scene: Callable[[argparse.Namespace], Any]) -> int:
-    """``pretrain --model maskedsst``: masked pretraining of a MaskedSST backbone."""
+def pretrain(
+    args: argparse.Namespace, load_scene: Callable[[argparse.Namespace], Any], feedback: Feedback
+) -> int:
+    """``pretrain --model maskedsst``: masked pretraining of a MaskedSST backbone, showing
+    its progress in ``feedback`` (a progress bar, JSON lines or nothing)."""
     from .config import MaskedPretrainingRecipe, MaskedSSTConfig, spectral_positions
     from .data.dense import context_patch_size
     from .pretraining.data import raster_pixels, scene_unlabelled_pixels
     from .pretraining.maskedsst import pretrain_maskedsst
-    from .progress import ProgressBar, SilentFeedback
 
     _refuse(args, _FACTOFORMER_PRETRAIN_ONLY, "--model factoformer")
     if args.branch != "both":
@@ -101,7 +105,6 @@ def pretrain(args: argparse.Namespace, load_scene: Callable[[argparse.Namespace]
         f"recipe {recipe.to_dict()}",
         file=sys.stderr,
     )
-    feedback = SilentFeedback() if args.quiet else ProgressBar("pretrain maskedsst")
     done = pretrain_maskedsst(pixels, config, recipe, args.output_dir, feedback, args.resume)
     p = done.provenance
     print(
@@ -118,9 +121,10 @@ def _raster_wavelengths(paths) -> tuple[float, ...] | None:
     return band_info(open_raster(paths[0])).good().wavelengths_nm
 
 
-def train(args: argparse.Namespace, data, name: str) -> tuple[Any, Path]:
+def train(args: argparse.Namespace, data, name: str, feedback: Feedback) -> tuple[Any, Path]:
     """``train --model maskedsst`` on a :class:`TrainingSet` built with the context patch
-    size (see :func:`engine.data.dense.context_patch_size`); returns the finished
+    size (see :func:`engine.data.dense.context_patch_size`), showing its progress in
+    ``feedback``; returns the finished
     :class:`~engine.training.run.TrainedRun` and its folder, which :mod:`engine.cli`
     reports."""
     from .pretraining.maskedsst import load_pretrained
@@ -166,7 +170,7 @@ def train(args: argparse.Namespace, data, name: str) -> tuple[Any, Path]:
         out,
         config,
         pre,
-        show_progress=not args.quiet,
+        feedback=feedback,
         resume=args.resume,
         time_limit=args.max_minutes * 60 if args.max_minutes else None,
     )

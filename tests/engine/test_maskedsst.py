@@ -484,3 +484,27 @@ def test_command_line_pretrain_train_evaluate_export(synthetic_scene_files, tmp_
         == 0
     )
     assert capsys.readouterr().out.splitlines()[0] == torch_line
+
+
+def test_command_line_progress_json_for_the_plugin(synthetic_scene_files, tmp_path, capsys):
+    """With --progress-json, MaskedSST pretraining and training print JSON progress lines
+    with their loss (what the QGIS plugin reads) and no progress bar."""
+    from engine.cli import main
+
+    files = {k: str(v) for k, v in synthetic_scene_files.items()}
+    small = ["--max-steps", "2", "--batch-size", "2", "--threads", "1", "--progress-json"]
+    pre = tmp_path / "pre"
+    commands = {
+        "pretrain maskedsst": ["pretrain", "--model", "maskedsst", "--raster", files["raster"]],
+        "train": [
+            *("train", "--model", "maskedsst", "--raster", files["raster"]),
+            *("--train-labels", files["train"], "--pretrained", str(pre)),
+        ],
+    }
+    for (label, argv), out in zip(commands.items(), (pre, tmp_path / "run"), strict=True):
+        assert main([*argv, "--output-dir", str(out), *small]) == 0
+        captured = capsys.readouterr()
+        records = [json.loads(x) for x in captured.out.splitlines() if x.startswith("{")]
+        assert records and {r["label"] for r in records} == {label}
+        assert records[-1]["fraction"] == 1.0 and records[-1]["loss"] > 0
+        assert "eta" not in captured.err  # no progress bar
