@@ -90,21 +90,32 @@ def export_onnx(
     path: str | os.PathLike[str],
     portable: bool = False,
 ) -> Path:
-    """Write the model as ONNX with a dynamic batch axis and ``metadata`` embedded.
+    """Write the checkpoint's model as ONNX (see :func:`export_network`)."""
+    return export_network(checkpoint.model, metadata, path, portable)
 
-    By default attention is one ``com.microsoft.MultiHeadAttention`` node per block, which
-    ONNX Runtime runs 1.4x faster on CPU; ``portable=True`` uses standard ONNX ops only.
-    The file is checked with the ONNX checker before it is moved into place.
+
+def export_network(
+    trained: torch.nn.Module,
+    metadata: ModelMetadata,
+    path: str | os.PathLike[str],
+    portable: bool = False,
+) -> Path:
+    """Write a network as ONNX with a dynamic batch axis and ``metadata`` embedded.
+
+    By default a FactoFormer's attention is one ``com.microsoft.MultiHeadAttention`` node
+    per block, which ONNX Runtime runs 1.4x faster on CPU; ``portable=True`` uses standard
+    ONNX ops only. The file is checked with the ONNX checker before it is moved into place.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    c = checkpoint.config
-    contrib = not portable and checkpoint.model_type == "FactoFormer"  # attention nodes
-    if checkpoint.model_type == "FactoFormer":
+    c = trained.config
+    factoformer = isinstance(trained, FactoFormer)
+    contrib = not portable and factoformer  # attention nodes
+    if factoformer:
         model = FactoFormer(c, Kernels(ort_attention=contrib))
     else:
         model = spec_for_config(c).build(c)
-    model.load_state_dict(checkpoint.model.state_dict())
+    model.load_state_dict(trained.state_dict())
     model.eval()
     example = torch.zeros(2, c.num_bands, c.patch_size, c.patch_size)
     tmp = path.with_name(f".{path.name}.partial")

@@ -131,12 +131,13 @@ class DropoutAttention(torch.autograd.Function):
 
 
 class OrtMultiHeadAttention(torch.autograd.Function):
-    """Attention on (batch, tokens, dim) q, k, v; exports as one ONNX Runtime contrib node."""
+    """Attention of (batch, queries, dim) q over (batch, tokens, dim) k and v; exports as
+    one ONNX Runtime contrib node."""
 
     @staticmethod
     def forward(ctx, q, k, v, num_heads):  # type: ignore[override]
-        n, t, d = q.shape
-        heads = (z.view(n, t, num_heads, d // num_heads).transpose(1, 2) for z in (q, k, v))
+        n, t, d = q.shape  # keys and values may be more tokens than the queries
+        heads = (z.view(n, -1, num_heads, d // num_heads).transpose(1, 2) for z in (q, k, v))
         return F.scaled_dot_product_attention(*heads).transpose(1, 2).reshape(n, t, d)
 
     @staticmethod
@@ -183,14 +184,19 @@ class Attention(nn.Module):
         self.proj = nn.Linear(self.inner_dim, dim)
         self.proj_drop = Dropout(proj_drop, kernels.fast_dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, queries: int | None = None) -> torch.Tensor:
+        """(batch, tokens, dim) -> (batch, tokens, dim), or (batch, queries, dim) when only
+        the first ``queries`` tokens ask (all tokens still serve as keys and values)."""
         n, t, _ = x.shape  # (batch, tokens, dim)
         d = self.inner_dim
         if self.ort_attention and torch.onnx.is_in_onnx_export():
             q, k, v = self.qkv(x).split(d, dim=-1)  # each (batch, tokens, inner_dim)
+            q = q if queries is None else q[:, :queries]
             return self.proj_drop(self.proj(OrtMultiHeadAttention.apply(q, k, v, self.num_heads)))
         qkv = self.qkv(x).reshape(n, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (batch, heads, tokens, head_dim)
+        if queries is not None:
+            q, t = q[:, :, :queries], queries
         if self.training and self.attn_drop > 0.0 and self.fast_dropout:
             g = n * self.num_heads
             q, k, v = (z.reshape(g, t, self.head_dim) for z in (q, k, v))
@@ -241,8 +247,10 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, mlp_hidden, drop, kernels.fast_dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
+    def forward(self, x: torch.Tensor, queries: int | None = None) -> torch.Tensor:
+        """(batch, tokens, dim) -> the same, or only the first ``queries`` tokens' outputs."""
+        kept = x if queries is None else x[:, :queries]
+        x = kept + self.attn(self.norm1(x), queries)
         return x + self.mlp(self.norm2(x))
 
 
@@ -309,14 +317,28 @@ class TokenEncoder(nn.Module):
         Returns:
             (batch, n + 1, dim) after both final norms; index 0 is the cls token.
         """
+        x = self.pos_drop(self.with_cls(embedded, positions))
+        return self.outer_norm(self.norm(self.blocks(x)))
+
+    def with_cls(self, embedded: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
+        """Prepend the cls token and add the positional embedding (see forward_features)."""
         cls = self.cls_token.expand(embedded.shape[0], -1, -1)
         if positions is None:
-            x = torch.cat([cls, embedded], dim=1) + self.pos_embed
-        else:
-            token_pos = self.pos_embed[0, 1:][positions]  # (batch, n, dim)
-            x = torch.cat([cls + self.pos_embed[:, :1], embedded + token_pos], dim=1)
-        return self.outer_norm(self.norm(self.blocks(self.pos_drop(x))))
+            return torch.cat([cls, embedded], dim=1) + self.pos_embed
+        token_pos = self.pos_embed[0, 1:][positions]  # (batch, n, dim)
+        return torch.cat([cls + self.pos_embed[:, :1], embedded + token_pos], dim=1)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(batch, num_tokens, in_features) -> cls output (batch, dim)."""
-        return self.forward_features(self.embed_tokens(tokens))[:, 0]
+        """(batch, num_tokens, in_features) -> cls output (batch, dim).
+
+        In eval mode the last block computes the cls token's output only (its attention
+        asks one query of all tokens): the same result for about 15 % fewer FLOPs, since
+        nothing reads the other tokens' final outputs. Training keeps the full last block,
+        so its dropout draws, and thus its results, stay as they were.
+        """
+        if self.training:
+            return self.forward_features(self.embed_tokens(tokens))[:, 0]
+        x = self.with_cls(self.embed_tokens(tokens), None)
+        for block in self.blocks[:-1]:
+            x = block(x)
+        return self.outer_norm(self.norm(self.blocks[-1](x, queries=1)))[:, 0]

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
+import torch
 from helpers import REPO
 
 from engine.data.prepared import PreparedScene
@@ -157,3 +158,30 @@ def test_cli_export_reports_parity(ip_smoke_model, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "max |logit| difference" in proc.stdout
     assert OnnxClassifier(out).metadata.model_id == "cli-test"
+
+
+def test_weights_read_back_from_onnx_equal_the_trained_weights(ip_smoke_model):
+    from engine.export.model_file import read_metadata
+    from engine.export.onnx_weights import factoformer_from_onnx
+
+    trained = load_checkpoint(ip_smoke_model.run_dir).model.state_dict()
+    recovered = factoformer_from_onnx(*read_metadata(ip_smoke_model.onnx)).state_dict()
+    assert recovered.keys() == trained.keys()
+    for name, value in trained.items():
+        assert torch.equal(recovered[name], value), name
+
+
+def test_reexport_refuses_a_model_that_is_not_a_factoformer(tmp_path):
+    cnn = tmp_path / "cnn.onnx"
+    proto = onnx.load(str(REPO / "models" / "factoformer_indian_pines.onnx"))
+    for prop in proto.metadata_props:
+        if prop.key == "model_type":
+            prop.value = '"CNN3D"'
+    onnx.save(proto, str(cnn))
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "reexport_model.py"), str(cnn)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error:")

@@ -110,3 +110,31 @@ def test_kernel_choices_do_not_change_the_function():
         assert torch.allclose(fast(x), other(x), atol=1e-6)
     stock = FactoFormer(config, Kernels(fast_dropout=False)).train()
     assert all(not m.fast for m in stock.modules() if isinstance(m, Dropout))
+
+
+def test_attention_with_fewer_queries_equals_the_full_attention_rows():
+    torch.manual_seed(0)
+    attn = Attention(32, 4).eval()
+    x = torch.randn(2, 11, 32)
+    assert torch.allclose(attn(x, queries=1), attn(x)[:, :1], atol=1e-6)
+
+
+def test_eval_forward_reads_the_cls_token_of_a_full_last_block():
+    """Eval mode computes only the cls token in each branch's last block; the oracle runs
+    every token through every block and then takes the cls token."""
+    torch.manual_seed(0)
+    model = FactoFormer(FactoFormerConfig(num_bands=20, num_classes=4, patch_size=5)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)  # zero-initialised tokens would hide a wrong position
+        patches = torch.randn(3, 20, 5, 5)
+        cls = [
+            enc.outer_norm(enc.norm(enc.blocks(enc.with_cls(enc.embed(tokens), None))))[:, 0]
+            for enc, tokens in (
+                (model.pixel_encoder, patches.flatten(2).transpose(1, 2)),
+                (model.band_encoder, patches.flatten(2)),
+            )
+        ]
+        expected = model.head(model.fusion(torch.cat(cls, dim=1)))
+        assert torch.allclose(model(patches), expected, atol=1e-5)
+        assert not torch.allclose(model(patches), model(patches.flip(-1)), atol=1e-3)
