@@ -252,3 +252,39 @@ def test_assess_returns_oa_in_json(qgis_env, tmp_path):
     expected = classification_metrics(read_raster(labels), read_raster(classes), 16)
     assert results["OA"] == pytest.approx(expected.overall_accuracy, abs=1e-12)
     assert out.exists() and out.with_suffix(".json").exists()
+
+
+def test_classify_many_in_batch_on_two_local_workers(qgis_env, tmp_path):
+    """The batch algorithm through qgis_process: a folder of rasters on a local Dask
+    cluster of 2 workers, one styled map each, equal to the engine's single-process maps."""
+    pytest.importorskip("distributed")
+    from linear_model import band1_values, write_linear_model
+
+    from engine.infer.classify import classify_raster
+
+    model = write_linear_model(tmp_path / "linear.onnx", 3)
+    folder, out = tmp_path / "scenes", tmp_path / "maps"
+    folder.mkdir()
+    for i in range(3):
+        truth = np.random.default_rng(i).integers(1, 4, (12, 15))
+        band1 = band1_values(truth, 3)
+        write_raster(folder / f"scene{i}.tif", np.stack([band1, np.zeros_like(band1)]))
+    proc = _qgis_process(
+        qgis_env,
+        "--json",
+        "run",
+        "factoformer:classify_many",
+        "--",
+        f"FOLDER={folder}",
+        "PATTERN=*.tif",
+        f"MODEL={model}",
+        f"OUTPUT_FOLDER={out}",
+        "WORKERS=2",
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["results"]["CLASSIFIED"] == 3
+    for i in range(3):
+        single = tmp_path / f"single{i}.tif"
+        classify_raster(folder / f"scene{i}.tif", model, single)
+        assert np.array_equal(read_raster(out / f"scene{i}_classes.tif"), read_raster(single))
+        assert (out / f"scene{i}_classes.qml").exists()
