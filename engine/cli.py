@@ -6,16 +6,18 @@ Commands: train, pretrain, evaluate, export, quantize, classify, assess, info.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import cli_classify, cli_maskedsst
 from .config import CNN3D_RECIPES, DEFAULT_RECIPE_NAME, DEFAULT_STEP_BUDGET, PAPER_RECIPES
-from .errors import EngineError, PrecisionError
+from .errors import EngineError, InputDataError, PrecisionError
 
 # engine.models.registry.MODELS, named here so that the parser imports no torch.
 MODEL_NAMES = ("factoformer", "cnn3d", "maskedsst", "rf", "svm")
@@ -188,6 +190,12 @@ def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
         default="fp32",
         metavar="fp32|int8",
         help="fp32 (default) or int8 (MatMul/Gemm weights quantised, see `quantize`)",
+    )
+    p.add_argument(
+        "--classes",
+        type=Path,
+        help="class table CSV value,name[,colour #rrggbb] naming the model's classes (every "
+        "class value of the model, no other; an empty colour keeps the model's)",
     )
     p.set_defaults(run=_export)
 
@@ -405,7 +413,6 @@ def _say(lines: Sequence[str], prefix: str = "") -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from .data.training_set import TrainingSet, load_training_set
-    from .errors import InputDataError
     from .models.registry import model_spec
     from .training.run import run_training
     from .training.trainer import configure_cpu
@@ -724,6 +731,8 @@ def _export(args: argparse.Namespace) -> int:
     ckpt, meta = metadata_from_run(
         args.checkpoint, args.model_id, args.model_version, args.description
     )
+    if args.classes:
+        meta = dataclasses.replace(meta, classes=renamed_classes(meta.classes, args.classes))
     if precision != "fp32":
         return _export_quantized(ckpt, meta, args, precision)
     path = export_onnx(ckpt, meta, args.output, portable=args.portable)
@@ -734,6 +743,26 @@ def _export(args: argparse.Namespace) -> int:
         f"ONNX Runtime vs PyTorch on {len(patches)} patches: {diff:.2e}"
     )
     return 0 if diff <= 1e-4 else 3
+
+
+def renamed_classes(classes: tuple[Any, ...], table: Path) -> tuple[Any, ...]:
+    """The model's classes with the names (and colours) of a class table CSV.
+
+    Raises:
+        InputDataError: the table does not list exactly the model's class values.
+    """
+    from .data.classes import ClassInfo
+    from .data.labels import read_classes_csv
+
+    named = read_classes_csv(table)
+    values = {c.value for c in classes}
+    if set(named) != values:
+        raise InputDataError(
+            f"{table.name} lists classes {sorted(named)}, the model has {sorted(values)}"
+        )
+    return tuple(
+        ClassInfo(c.value, named[c.value][0], named[c.value][1] or c.color) for c in classes
+    )
 
 
 def _export_quantized(ckpt, meta, args: argparse.Namespace, precision: str) -> int:

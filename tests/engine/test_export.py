@@ -185,3 +185,38 @@ def test_reexport_refuses_a_model_that_is_not_a_factoformer(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error:")
+
+
+def _export_cli(run_dir, out, *extra):
+    return subprocess.run(
+        [sys.executable, "-m", "engine", "export", str(run_dir), "--output", str(out)]
+        + ["--model-id", "named", *extra],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_export_names_the_classes_from_a_table(ip_smoke_model, tmp_path):
+    table = tmp_path / "classes.csv"
+    rows = [f"{v},crop {v},{'#00ff00' if v == 3 else ''}" for v in range(1, 17)]
+    table.write_text("value,name,colour\n" + "\n".join(rows) + "\n")
+    before = {c.value: c.color for c in OnnxClassifier(ip_smoke_model.onnx).metadata.classes}
+    proc = _export_cli(ip_smoke_model.run_dir, tmp_path / "m.onnx", "--classes", str(table))
+    assert proc.returncode == 0, proc.stderr
+    classes = OnnxClassifier(tmp_path / "m.onnx").metadata.classes
+    assert [c.name for c in classes] == [f"crop {v}" for v in range(1, 17)]
+    assert classes[2].color == "#00ff00" and classes[3].color == before[4]
+
+
+def test_export_refuses_a_class_table_that_does_not_fit_the_model(ip_smoke_model, tmp_path):
+    table = tmp_path / "classes.csv"
+    table.write_text("1,roof\n2,water\n")
+    out = tmp_path / "m.onnx"
+    proc = _export_cli(ip_smoke_model.run_dir, out, "--classes", str(table))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"error: classes.csv lists classes [1, 2], the model has {list(range(1, 17))}"
+    )
+    assert not out.exists()
