@@ -1,4 +1,4 @@
-"""The dock's Train tab: raster + labelled polygons (+ pre-trained branches) -> a model.
+"""The dock's Train tab: raster + labelled polygons (+ a pretraining run) -> a model.
 
 It runs the Processing algorithm ``factoformer:train`` in a QGIS task, so the result is
 what the toolbox and ``qgis_process`` produce; the algorithm trains in a separate Python
@@ -23,6 +23,7 @@ from qgis.gui import QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import QPointF, Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor, QPainter, QPen, QPolygonF
 from qgis.PyQt.QtWidgets import (
+    QComboBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -32,6 +33,9 @@ from qgis.PyQt.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from .algorithms.pretrained_runs import MODELS as PRETRAINABLE
+from .algorithms.train import MODEL_TYPES, RECIPE_BATCH
 
 ALGORITHM_ID = "factoformer:train"
 ERROR_STYLE = "<span style='color:#c0392b'>{}</span>"
@@ -102,6 +106,8 @@ class TrainPanel(QWidget):
             | QgsMapLayerProxyModel.RasterLayer
         )
         self.field_combo = QgsFieldComboBox()
+        self.model_type_combo = QComboBox()
+        self.model_type_combo.addItems(MODEL_TYPES)  # MODEL_TYPE's options, in its order
         self.pretrained_widget = QgsFileWidget()
         self.pretrained_widget.setStorageMode(QgsFileWidget.GetDirectory)
         self.pretrained_widget.lineEdit().setPlaceholderText("[none: train from scratch]")
@@ -125,6 +131,7 @@ class TrainPanel(QWidget):
         form.addRow("Raster", self.raster_combo)
         form.addRow("Training data", self.training_combo)
         form.addRow("Class field", self.field_combo)
+        form.addRow("Model type", self.model_type_combo)
         form.addRow("Pre-trained", self.pretrained_widget)
         form.addRow("Epochs", self.epochs_spin)
         form.addRow("Model", self.output_widget)
@@ -145,6 +152,7 @@ class TrainPanel(QWidget):
         for signal in (self.raster_combo.layerChanged, self.output_widget.fileChanged):
             signal.connect(self.check_inputs)
         self.field_combo.fieldChanged.connect(self.check_inputs)
+        self.model_type_combo.currentTextChanged.connect(self._model_type_changed)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
         self._training_changed(self.training_combo.currentLayer())
@@ -159,6 +167,26 @@ class TrainPanel(QWidget):
             if attribute and vector.fields().indexOf(attribute) >= 0:
                 self.field_combo.setField(attribute)  # the field the layer is styled by
         self.check_inputs()
+
+    def _model_type_changed(self, model_type: str) -> None:
+        """Offer epochs and a pretraining run only to the types that take them."""
+        self.epochs_spin.setEnabled(model_type in RECIPE_BATCH)
+        self.pretrained_widget.setEnabled(model_type in PRETRAINABLE)
+
+    def parameters(self) -> dict[str, Any]:
+        """The parameters of ``factoformer:train`` chosen in the tab."""
+        training = self.training_combo.currentLayer()
+        vector = isinstance(training, QgsVectorLayer)
+        pretrained = self.pretrained_widget.isEnabled() and self.pretrained_widget.filePath()
+        return {
+            "INPUT": self.raster_combo.currentLayer(),
+            "TRAINING": training,
+            "CLASS_FIELD": self.field_combo.currentField() if vector else None,
+            "MODEL_TYPE": self.model_type_combo.currentIndex(),
+            "PRETRAINED": pretrained or None,
+            "EPOCHS": self.epochs_spin.value(),
+            "OUTPUT": self.output_widget.filePath(),
+        }
 
     def check_inputs(self, *_: Any) -> bool:
         """Enable Train when a raster, training data (with a class field) and an output
@@ -184,17 +212,7 @@ class TrainPanel(QWidget):
         """Start training as a background task."""
         if not self.check_inputs():
             return
-        training = self.training_combo.currentLayer()
-        params = {
-            "INPUT": self.raster_combo.currentLayer(),
-            "TRAINING": training,
-            "CLASS_FIELD": self.field_combo.currentField()
-            if isinstance(training, QgsVectorLayer)
-            else None,
-            "PRETRAINED": self.pretrained_widget.filePath() or None,
-            "EPOCHS": self.epochs_spin.value(),
-            "OUTPUT": self.output_widget.filePath(),
-        }
+        params = self.parameters()
         algorithm = QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM_ID)
         self.context = QgsProcessingContext()
         self.context.setProject(QgsProject.instance())

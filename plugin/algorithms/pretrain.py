@@ -1,4 +1,5 @@
-"""Processing algorithm ``factoformer:pretrain``: unlabelled rasters -> pre-trained branches.
+"""Processing algorithm ``factoformer:pretrain``: unlabelled rasters -> pre-trained
+FactoFormer branches or a pre-trained MaskedSST backbone.
 
 Runs ``python -m engine pretrain`` in a separate Python process (see
 :mod:`~factoformer.algorithms.train`). The run folder keeps each branch's state after
@@ -26,27 +27,38 @@ from qgis.core import (
 from .base import EngineAlgorithm
 from .engine_process import run_engine_command, thread_arguments, training_python
 
+MODEL_TYPES = ("factoformer", "maskedsst")
 BRANCH_OPTIONS = ("both", "pixel", "band")
 
 HELP = {
     "INPUT": "One or more rasters with the same bands; every valid pixel is used, no labels.",
-    "OUTPUT": "Pretraining run folder: pixel/ and band/, each with encoder.pt (the "
-    "pre-trained branch), state.pt (to resume) and pretraining.json (loss history). Give it "
-    "to Train as PRETRAINED.",
-    "BRANCH": "Which FactoFormer branches to pre-train (both by default).",
-    "EPOCHS": "Epochs per branch; 0 = the 'fast' recipe (60 epochs).",
-    "MAX_STEPS": "Stop each branch after this many steps; 0 = no limit (smoke runs).",
-    "BATCH_SIZE": "Patches per step; 0 = the recipe's (128).",
+    "OUTPUT": "Pretraining run folder. factoformer: pixel/ and band/, each with encoder.pt "
+    "(the pre-trained branch), state.pt (to resume) and pretraining.json (loss history); "
+    "maskedsst: the same three files for the backbone, at the top. Give it to Train as "
+    "PRETRAINED with the same MODEL_TYPE.",
+    "MODEL_TYPE": "factoformer (default): FactoFormer's spectral and spatial branches, each "
+    "on its own; maskedsst: the backbone of a MaskedSST, on 8x8 tiles around the pixels "
+    "(3 of 4 4x4-pixel units hidden in every spectral block; slower: about 6 s per step of "
+    "16 tiles on one core).",
+    "BRANCH": "Which FactoFormer branches to pre-train (both by default). A MaskedSST is "
+    "pre-trained whole: with MODEL_TYPE maskedsst a choice other than both is refused.",
+    "EPOCHS": "Epochs (per branch for factoformer); 0 = the recipe: factoformer's 'fast' "
+    "(60 epochs), maskedsst's 12 epochs of 800 tiles (600 steps).",
+    "MAX_STEPS": "Stop (each branch) after this many steps; 0 = no limit (smoke runs).",
+    "BATCH_SIZE": "Samples per step: patches (factoformer) or 8x8 tiles (maskedsst); 0 = the "
+    "recipe's (128 patches, 16 tiles).",
     "SEED": "Seed of the weights, masks and batch order.",
     "RESUME": "Continue the run in the output folder from its last finished epoch.",
 }
 
 
 class PretrainAlgorithm(EngineAlgorithm):
-    """Pre-train FactoFormer's branches by masked reconstruction of unlabelled pixels."""
+    """Pre-train FactoFormer's branches or a MaskedSST by masked reconstruction of
+    unlabelled pixels."""
 
     INPUT = "INPUT"
     OUTPUT = "OUTPUT"
+    MODEL_TYPE = "MODEL_TYPE"
     BRANCH = "BRANCH"
     EPOCHS = "EPOCHS"
     MAX_STEPS = "MAX_STEPS"
@@ -58,9 +70,10 @@ class PretrainAlgorithm(EngineAlgorithm):
     DISPLAY_NAME = "Pre-train on unlabelled rasters"
     GROUP = "Training"
     SHORT_HELP = (
-        "Pre-trains FactoFormer's spectral (band) and spatial (pixel) branches by masked "
-        "reconstruction of every valid pixel of your rasters, without labels. Train then "
-        "starts from them (PRETRAINED). Runs in a separate Python process that needs "
+        "Pre-trains FactoFormer's spectral (band) and spatial (pixel) branches, or a "
+        "MaskedSST's backbone (MODEL_TYPE), by masked reconstruction of every valid pixel "
+        "of your rasters, without labels. Train with the same MODEL_TYPE then starts from "
+        "them (PRETRAINED). Runs in a separate Python process that needs "
         "PyTorch; resumable after a cancel."
     )
 
@@ -76,6 +89,9 @@ class PretrainAlgorithm(EngineAlgorithm):
             QgsProcessingParameterBoolean(self.RESUME, "Resume", defaultValue=False),
         ]
         advanced = [
+            QgsProcessingParameterEnum(
+                self.MODEL_TYPE, "Model type", options=list(MODEL_TYPES), defaultValue=0
+            ),
             QgsProcessingParameterEnum(
                 self.BRANCH, "Branches", options=list(BRANCH_OPTIONS), defaultValue=0
             ),
@@ -99,11 +115,17 @@ class PretrainAlgorithm(EngineAlgorithm):
         if not layers or any(layer.providerType() != "gdal" for layer in layers):
             raise QgsProcessingException("give one or more file rasters (GDAL) to pre-train on")
         output = Path(self.parameterAsString(parameters, self.OUTPUT, context))
-        python = training_python()
-        args = ["pretrain", "--raster", *(layer.source() for layer in layers)]
-        args += ["--output-dir", str(output), "--progress-json", *thread_arguments()]
+        model = MODEL_TYPES[self.parameterAsEnum(parameters, self.MODEL_TYPE, context)]
         branch = BRANCH_OPTIONS[self.parameterAsEnum(parameters, self.BRANCH, context)]
-        args += ["--branch", branch]
+        if model == "maskedsst" and branch != "both":
+            raise QgsProcessingException(
+                f"BRANCH {branch} applies to factoformer only; a MaskedSST is pre-trained "
+                "whole (leave BRANCH at both)"
+            )
+        python = training_python()
+        args = ["pretrain", "--model", model, "--raster", *(layer.source() for layer in layers)]
+        args += ["--output-dir", str(output), "--progress-json", *thread_arguments()]
+        args += ["--branch", branch] if model == "factoformer" else []
         args += ["--seed", str(self.parameterAsInt(parameters, self.SEED, context))]
         for name, option in (
             (self.EPOCHS, "--epochs"),
@@ -115,8 +137,12 @@ class PretrainAlgorithm(EngineAlgorithm):
         if self.parameterAsBool(parameters, self.RESUME, context):
             args.append("--resume")
         try:
-            branches = ("pixel", "band") if branch == "both" else (branch,)
-            run_engine_command(python, args, feedback, stages=[f"pretrain {b}" for b in branches])
+            if model == "maskedsst":
+                stages = ["pretrain maskedsst"]
+            else:
+                branches = ("pixel", "band") if branch == "both" else (branch,)
+                stages = [f"pretrain {b}" for b in branches]
+            run_engine_command(python, args, feedback, stages=stages)
         except QgsProcessingException:
             if feedback.isCanceled() and output.is_dir():
                 feedback.pushInfo(

@@ -39,10 +39,13 @@ from qgis.core import (
 
 from .base import EngineAlgorithm
 from .engine_process import CANCELLED, run_engine_command, thread_arguments, training_python
+from .pretrained_runs import pretrained_arguments
 
-MODEL_TYPES = ("factoformer", "cnn3d", "rf", "svm")
-NETWORKS = ("factoformer", "cnn3d")  # the types that take epochs and a batch size
-BRANCHES = ("pixel", "band")
+# New types go at the end: scripts and saved models give MODEL_TYPE as an index.
+MODEL_TYPES = ("factoformer", "cnn3d", "rf", "svm", "maskedsst")
+# The types that take epochs, a batch size and a step budget, with the batch that
+# BATCH_SIZE 0 stands for: patches (factoformer, cnn3d) or 8x8 tiles (maskedsst).
+RECIPE_BATCH = {"factoformer": 32, "cnn3d": 32, "maskedsst": 8}
 
 HELP = {
     "INPUT": "Hyperspectral raster to train on (any GDAL raster). Classifying other rasters "
@@ -55,15 +58,25 @@ HELP = {
     "order of the layer's categorized style, then alphabetically). Names and colours come "
     "from the layer's categorized style when it classifies by this field, else a default "
     "palette.",
-    "PRETRAINED": "Optional FactoFormer pretraining run folder (made by 'Pre-train', with "
-    "pixel/ and band/), or one branch's folder or encoder.pt file: the model starts from "
-    "these branches.",
-    "MODEL_TYPE": "factoformer (default): the transformer; cnn3d: a 3D-CNN; rf / svm: a random "
-    "forest or RBF SVM on single-pixel spectra (hyperparameters by cross-validation; "
-    "epochs and batch size do not apply).",
-    "EPOCHS": "Passes over the training pixels; 0 (default) = the default recipe: as many "
-    "epochs, at most 80, as a budget of 2,000 steps allows.",
-    "BATCH_SIZE": "Training patches per step.",
+    "PRETRAINED": "Optional pretraining run folder made by 'Pre-train' with the same "
+    "MODEL_TYPE: for factoformer a FactoFormer run (pixel/ and band/, or one branch's folder "
+    "or encoder.pt file; the model starts from these branches), for maskedsst a MaskedSST "
+    "run (encoder.pt; the model starts from its backbone, with a new head). A run made for "
+    "the other model is refused.",
+    "MODEL_TYPE": "factoformer (default): the transformer, one class per 7x7 patch; cnn3d: a "
+    "3D-CNN; rf / svm: a random forest or RBF SVM on single-pixel spectra (hyperparameters "
+    "by cross-validation; epochs, batch size and steps do not apply); maskedsst: the dense "
+    "transformer that labels every pixel of 8x8 tiles (slower: about 2-3 s per step of 8 "
+    "tiles on one core).",
+    "EPOCHS": "Passes over the training pixels; 0 (default) = the default recipe: "
+    "factoformer: as many epochs, at most 80, as a budget of 2,000 steps allows; cnn3d: "
+    "its li2017 recipe (200 epochs); maskedsst: as many epochs as its budget of 500 steps "
+    "allows. maskedsst always stops at its step budget, also with epochs given.",
+    "BATCH_SIZE": "Training samples per step: patches (factoformer, cnn3d) or 8x8 tiles "
+    "around a labelled pixel (maskedsst); 0 (default) = 32 patches or 8 tiles.",
+    "MAX_STEPS": "Step budget: stop training after this many steps; 0 (default) = the "
+    "recipe's: 2,000 for factoformer's default recipe (none when EPOCHS is given, none for "
+    "cnn3d), 500 for maskedsst.",
     "SEED": "Seed of the weights, the batch order and the validation draw.",
     "VALIDATION_SHARE": "Share of each class's training polygons (or, for a label raster, "
     "connected regions) held out to measure the model; whole polygons are held out, never "
@@ -83,6 +96,7 @@ class TrainAlgorithm(EngineAlgorithm):
     MODEL_TYPE = "MODEL_TYPE"
     EPOCHS = "EPOCHS"
     BATCH_SIZE = "BATCH_SIZE"
+    MAX_STEPS = "MAX_STEPS"
     SEED = "SEED"
     VALIDATION_SHARE = "VALIDATION_SHARE"
     OUTPUT = "OUTPUT"
@@ -91,9 +105,10 @@ class TrainAlgorithm(EngineAlgorithm):
     DISPLAY_NAME = "Train a classification model"
     GROUP = "Training"
     SHORT_HELP = (
-        "Trains a model on a hyperspectral raster from labelled polygons or points (or a "
-        "label raster), optionally starting from pre-trained branches, and writes it as "
-        "an ONNX model for Classify. Training runs in a separate Python process that needs "
+        "Trains a model (FactoFormer, 3D-CNN, random forest, SVM or MaskedSST) on a "
+        "hyperspectral raster from labelled polygons or points (or a label raster), "
+        "optionally starting from a pretraining run, and writes it as an ONNX model for "
+        "Classify. Training runs in a separate Python process that needs "
         "PyTorch; a validation share is held out by whole polygons and reported."
     )
 
@@ -119,7 +134,11 @@ class TrainAlgorithm(EngineAlgorithm):
                 self.EPOCHS, "Epochs (0 = default recipe)", defaultValue=0, minValue=0
             ),
             QgsProcessingParameterNumber(
-                self.BATCH_SIZE, "Batch size", defaultValue=32, minValue=1, maxValue=4096
+                self.BATCH_SIZE,
+                "Batch size (0 = the model's recipe)",
+                defaultValue=0,
+                minValue=0,
+                maxValue=4096,
             ),
             QgsProcessingParameterNumber(self.SEED, "Seed", defaultValue=0, minValue=0),
             QgsProcessingParameterFileDestination(
@@ -137,6 +156,9 @@ class TrainAlgorithm(EngineAlgorithm):
                 0.2,
                 minValue=0.0,
                 maxValue=0.9,
+            ),
+            QgsProcessingParameterNumber(
+                self.MAX_STEPS, "Step budget (0 = the recipe's)", defaultValue=0, minValue=0
             ),
         ]
         self.add_parameters(HELP, params[:4], advanced)
@@ -161,10 +183,7 @@ class TrainAlgorithm(EngineAlgorithm):
         output = Path(self.parameterAsFileOutput(parameters, self.OUTPUT, context))
         if output.suffix.lower() != ".onnx":
             output = output.with_suffix(".onnx")
-        if pretrained and model_type != "factoformer":
-            raise QgsProcessingException(
-                f"pre-trained branches are FactoFormer's; they do not apply to {model_type}"
-            )
+        pretraining = pretrained_arguments(pretrained, model_type) if pretrained else []
         if not output.parent.is_dir():
             raise QgsProcessingException(f"the output folder {output.parent} does not exist")
         python = training_python()
@@ -177,17 +196,12 @@ class TrainAlgorithm(EngineAlgorithm):
         try:
             args = ["train", "--raster", raster.source(), "--model", model_type]
             args += self._labels(training, field, staging, context, feedback)
-            args += _pretrained_arguments(pretrained) if pretrained else []
+            args += pretraining
             args += ["--seed", str(self.parameterAsInt(parameters, self.SEED, context))]
             share = self.parameterAsDouble(parameters, self.VALIDATION_SHARE, context)
             args += ["--validation-share", f"{share:g}"]
-            if model_type in NETWORKS:
-                epochs = self.parameterAsInt(parameters, self.EPOCHS, context)
-                args += ["--epochs", str(epochs)] if epochs else []
-                args += [
-                    "--batch-size",
-                    str(self.parameterAsInt(parameters, self.BATCH_SIZE, context)),
-                ]
+            if model_type in RECIPE_BATCH:
+                args += self._recipe_arguments(parameters, context, model_type)
             run = staging / "run"
             args += ["--output-dir", str(run), "--progress-json", *thread_arguments()]
             run_engine_command(python, args, feedback, (0.0, 90.0))
@@ -218,6 +232,17 @@ class TrainAlgorithm(EngineAlgorithm):
             "VALIDATION_OA": validation.get("overall_accuracy") if validation else None,
             "VALIDATION_PIXELS": validation.get("pixels") if validation else None,
         }
+
+    def _recipe_arguments(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, model_type: str
+    ) -> list[str]:
+        """``--epochs``, ``--batch-size`` and ``--max-steps`` of a network (0: the recipe's)."""
+        epochs = self.parameterAsInt(parameters, self.EPOCHS, context)
+        batch = self.parameterAsInt(parameters, self.BATCH_SIZE, context)
+        steps = self.parameterAsInt(parameters, self.MAX_STEPS, context)
+        args = ["--batch-size", str(batch or RECIPE_BATCH[model_type])]
+        args += ["--epochs", str(epochs)] if epochs else []
+        return args + (["--max-steps", str(steps)] if steps else [])
 
     def _labels(
         self,
@@ -293,20 +318,6 @@ def category_styles(layer: QgsVectorLayer, field: str) -> list[tuple[str, str, s
         name = category.label() or str(value)
         out.append((str(value), name, category.symbol().color().name()))
     return out
-
-
-def _pretrained_arguments(path: str) -> list[str]:
-    """``--pretrained RUN`` for a run folder, ``--pretrained-<branch> P`` for one branch."""
-    p = Path(path)
-    if p.is_dir() and any((p / b / "encoder.pt").is_file() for b in BRANCHES):
-        return ["--pretrained", str(p)]
-    branch = p.parent.name if p.is_file() else p.name
-    if branch in BRANCHES and (p.is_file() or (p / "encoder.pt").is_file()):
-        return [f"--pretrained-{branch}", str(p)]
-    raise QgsProcessingException(
-        f"{p} is not a pretraining run (a folder with pixel/ or band/ made by Pre-train) nor "
-        "one of its branches"
-    )
 
 
 def _model_id(output: Path) -> str:
