@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from helpers import BUNDLED_SCENE, read_raster
 from osgeo import gdal
+from test_qgis_process import qgis_env  # noqa: F401 (fixture: a profile with the plugin)
 from test_train import BUNDLED_TRAIN, polygonise
 
 from engine.data.validation import carve_validation
@@ -236,3 +237,28 @@ def test_train_tab_offers_the_algorithms_model_types(
         assert panel.parameters()["PRETRAINED"] is None
     finally:
         plugin.unload()
+
+
+def test_qgis_process_takes_maskedsst_as_model_type_4(
+    qgis_env,
+    crop,
+    factoformer_run,
+    tmp_path,  # noqa: F811
+):
+    from test_qgis_process import _qgis_process
+
+    model = tmp_path / "m.onnx"
+    done = _qgis_process(
+        qgis_env,
+        "run",
+        "factoformer:train",
+        "--",
+        f"INPUT={crop['scene']}",
+        f"TRAINING={crop['fields']}",
+        "CLASS_FIELD=crop",
+        "MODEL_TYPE=4",
+        f"PRETRAINED={factoformer_run}",
+        f"OUTPUT={model}",
+    )
+    assert done.returncode != 0 and not model.exists()
+    assert "maskedsst needs a MaskedSST pretraining run" in done.stdout + done.stderr
