@@ -240,10 +240,10 @@ def test_train_tab_offers_the_algorithms_model_types(
 
 
 def test_qgis_process_takes_maskedsst_as_model_type_4(
-    qgis_env,
+    qgis_env,  # noqa: F811 (the fixture imported above)
     crop,
     factoformer_run,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ):
     from test_qgis_process import _qgis_process
 
