@@ -13,8 +13,12 @@ same FactoFormer weights, in separate processes (peak memory per variant):
   training run); without one, an untrained MaskedSST of the paper's size for the scene
   (200 bands, 16 classes, random weights: the speed does not depend on them).
 
+Weights: the shipped model's (read back from its ONNX file), or a training run's (``--run``).
+``--size N`` adds a second table: the ``onnx`` and ``maskedsst`` variants on an N x N x 200
+int16 GeoTIFF (the bundled scene tiled), every pixel classified, one run each.
+
 Usage: python benchmarks/bench_inference.py [--run runs/indian_pines-seed0] [--repeats 2]
-    [--dense-run runs/maskedsst-ip] [--variants onnx maskedsst]
+    [--dense-run runs/maskedsst-ip] [--variants onnx maskedsst] [--size 512]
 """
 
 from __future__ import annotations
@@ -30,18 +34,29 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+SHIPPED_MODEL = ROOT / "models" / "factoformer_indian_pines.onnx"
 
 REFERENCE_PIXELS_PER_SECOND = 181.0  # official FactoFormer code, eager, same machine kind
 PIXELS = 145 * 145
 VARIANTS = ("eager", "onnx-portable", "onnx", "maskedsst")
 
 
-def export_variant(variant: str, run_dir: Path, dense_run: Path | None, path: Path) -> Path:
+def weights(run_dir: Path | None):
+    """The FactoFormer checkpoint benchmarked: a training run's, else the shipped model's
+    (its weights read back from the ONNX file)."""
+    from engine.export.onnx_weights import checkpoint_from_onnx
+    from engine.training.checkpoint import load_checkpoint
+
+    return load_checkpoint(run_dir) if run_dir else checkpoint_from_onnx(str(SHIPPED_MODEL))
+
+
+def export_variant(variant: str, run_dir: Path | None, dense_run: Path | None, path: Path) -> Path:
     """The ONNX model a variant runs, exported to ``path``."""
     from engine.export.onnx import build_metadata, export_onnx, metadata_from_run
 
     if variant != "maskedsst":
-        ckpt, meta = metadata_from_run(run_dir, "bench")
+        ckpt = weights(run_dir)
+        meta = build_metadata(ckpt, "bench")
         return export_onnx(ckpt, meta, path, portable=variant.endswith("portable"))
     if dense_run is not None:
         ckpt, meta = metadata_from_run(dense_run, "bench-maskedsst")
@@ -50,9 +65,9 @@ def export_variant(variant: str, run_dir: Path, dense_run: Path | None, path: Pa
 
     from engine.config import MaskedSSTConfig
     from engine.models.maskedsst import MaskedSST
-    from engine.training.checkpoint import Checkpoint, load_checkpoint
+    from engine.training.checkpoint import Checkpoint
 
-    base = load_checkpoint(run_dir)  # the scene's bands, statistics and classes
+    base = weights(run_dir)  # the scene's bands, statistics and classes
     torch.manual_seed(0)
     config = MaskedSSTConfig(num_bands=base.config.num_bands, num_classes=base.config.num_classes)
     ckpt = Checkpoint(
@@ -66,12 +81,23 @@ def export_variant(variant: str, run_dir: Path, dense_run: Path | None, path: Pa
     return export_onnx(ckpt, build_metadata(ckpt, "bench-maskedsst-untrained"), path)
 
 
-def run_variant(variant: str, run_dir: Path, repeats: int, dense_run: Path | None = None) -> dict:
+def run_variant(
+    variant: str,
+    run_dir: Path | None,
+    repeats: int,
+    dense_run: Path | None = None,
+    raster: Path | None = None,
+) -> dict:
+    """Best time of ``repeats`` classifications of the bundled scene (or ``raster``)."""
     import numpy as np
+    from osgeo import gdal
 
     from engine.data.scenes import BUNDLED_INDIAN_PINES
 
-    scene_path = BUNDLED_INDIAN_PINES / "indian_pines.tif"
+    scene_path = raster or BUNDLED_INDIAN_PINES / "indian_pines.tif"
+    ds = gdal.Open(str(scene_path))
+    pixels = ds.RasterXSize * ds.RasterYSize
+    ds = None
     best = float("inf")
     if variant == "eager":
         import torch
@@ -79,11 +105,10 @@ def run_variant(variant: str, run_dir: Path, repeats: int, dense_run: Path | Non
         from engine.data.prepared import PreparedScene
         from engine.data.scenes import load_indian_pines
         from engine.evaluation import predict_pixels
-        from engine.training.checkpoint import load_checkpoint
         from engine.training.trainer import configure_cpu, torch_logits
 
         configure_cpu()
-        ckpt = load_checkpoint(run_dir)
+        ckpt = weights(run_dir)
         rows, cols = (a.ravel() for a in np.indices((145, 145)))
         for _ in range(repeats):
             start = time.perf_counter()
@@ -108,20 +133,26 @@ def run_variant(variant: str, run_dir: Path, repeats: int, dense_run: Path | Non
         threads = model.workers  # concurrent single-threaded ONNX Runtime calls
     return {
         "variant": variant,
-        "pixels_per_second": PIXELS / best,
+        "pixels": pixels,
+        "pixels_per_second": pixels / best,
         "seconds": best,
         "threads": threads,
         "max_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
     }
 
 
+def write_large(folder: Path, size: int) -> Path:
+    """The bundled scene tiled into a size x size x 200 int16 GeoTIFF (tiled, pixel-interleaved)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_distributed import write_large as write_tiled
+
+    return write_tiled(folder, size, step=1)[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--run",
-        type=Path,
-        default=ROOT / "runs" / "indian_pines-seed0",
-        help="training run folder whose weights are used",
+        "--run", type=Path, help="training run whose weights are used (default: the shipped model)"
     )
     parser.add_argument("--repeats", type=int, default=2, help="best of N timings")
     parser.add_argument(
@@ -130,26 +161,55 @@ def main() -> None:
         help="MaskedSST training run for the maskedsst row (default: untrained, same size)",
     )
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument(
+        "--size", type=int, help="also classify a size x size x 200 raster (onnx, maskedsst)"
+    )
     parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--raster", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
-        print(json.dumps(run_variant(args.variant, args.run, args.repeats, args.dense_run)))
+        row = run_variant(args.variant, args.run, args.repeats, args.dense_run, args.raster)
+        print(json.dumps(row))
         return
-    rows = {}
-    for variant in args.variants:
-        cmd = [sys.executable, __file__, "--variant", variant, "--run", str(args.run)]
-        cmd += ["--repeats", str(args.repeats)]
-        if args.dense_run:
-            cmd += ["--dense-run", str(args.dense_run)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
-        rows[variant] = json.loads(out.strip().splitlines()[-1])
-    print(f"Whole-scene inference, Indian Pines {PIXELS} pixels, best of {args.repeats}")
+    rows = {name: run_in_process(name, args) for name in args.variants}
+    print_rows(f"Whole-scene inference, Indian Pines {PIXELS} pixels, best of {args.repeats}", rows)
+    print_ratios(rows, args)
+    if args.size:
+        with tempfile.TemporaryDirectory() as tmp:
+            raster = write_large(Path(tmp), args.size)
+            large = {
+                name: run_in_process(name, args, raster, repeats=1)
+                for name in args.variants
+                if name in ("onnx", "maskedsst")
+            }
+        title = f"Large raster, {args.size} x {args.size} x 200 int16 on disk, one run each"
+        print_rows(title, large)
+
+
+def run_in_process(
+    variant: str, args: argparse.Namespace, raster: Path | None = None, repeats: int | None = None
+) -> dict:
+    """One variant in its own process (so its peak memory is its own)."""
+    cmd = [sys.executable, __file__, "--variant", variant]
+    cmd += ["--repeats", str(repeats or args.repeats)]
+    for flag, value in (("--run", args.run), ("--dense-run", args.dense_run), ("--raster", raster)):
+        if value:
+            cmd += [flag, str(value)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def print_rows(title: str, rows: dict[str, dict]) -> None:
+    print(title)
     print(f"{'variant':14s} {'pixels/s':>9s} {'seconds':>8s} {'threads':>8s} {'max RSS (GB)':>13s}")
     for name, row in rows.items():
         print(
             f"{name:14s} {row['pixels_per_second']:9.0f} {row['seconds']:8.1f} "
             f"{row['threads']:8d} {row['max_rss_gb']:13.2f}"
         )
+
+
+def print_ratios(rows: dict[str, dict], args: argparse.Namespace) -> None:
     speed = {name: row["pixels_per_second"] for name, row in rows.items()}
     if "onnx" in speed and "eager" in speed:
         print(f"onnx engine vs eager PyTorch: {speed['onnx'] / speed['eager']:.2f}x")

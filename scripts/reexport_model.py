@@ -52,7 +52,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
         fresh = export_network(network, metadata, Path(tmp) / "model.onnx")
         same, gap = compare(args.model, fresh, args.raster, Path(tmp))
-        print(f"{args.raster.name}: {same:.4%} of pixels keep their class, confidence gap {gap:.2e}")
+        print(
+            f"{args.raster.name}: {same:.4%} of pixels keep their class, confidence gap {gap:.2e}"
+        )
         if same < 1.0 or gap > args.tolerance:
             print("error: the re-exported model disagrees; nothing written", file=sys.stderr)
             return 3

@@ -18,6 +18,8 @@ from ..config import FactoFormerConfig
 from ..errors import ModelLoadError
 from ..metadata import ModelMetadata
 from ..models import FactoFormer
+from ..training.checkpoint import Checkpoint
+from .model_file import read_metadata
 
 
 def factoformer_from_onnx(proto: onnx.ModelProto, metadata: ModelMetadata) -> FactoFormer:
@@ -40,6 +42,23 @@ def factoformer_from_onnx(proto: onnx.ModelProto, metadata: ModelMetadata) -> Fa
         )
     model.load_state_dict({k: state[k] for k in expected})
     return model
+
+
+def checkpoint_from_onnx(path: str) -> Checkpoint:
+    """A FactoFormer ONNX file as a checkpoint (weights, bands, statistics, classes), for
+    tools that need the PyTorch model of a shipped file without its training run."""
+    proto, meta = read_metadata(path)
+    return Checkpoint(
+        model=factoformer_from_onnx(proto, meta),
+        normalization=meta.normalization,
+        classes=meta.classes,
+        band_names=meta.band_names,
+        wavelengths_nm=meta.wavelengths_nm,
+        training=meta.training,
+        fwhm_nm=meta.fwhm_nm,
+        raster_bands=meta.raster_bands,
+        raster_band_count=meta.raster_band_count,
+    )
 
 
 def onnx_state_dict(proto: onnx.ModelProto) -> dict[str, torch.Tensor]:

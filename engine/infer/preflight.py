@@ -82,9 +82,9 @@ def duration_message(pixels: int, masked: bool = False) -> str | None:
     seconds = pixels / CONSERVATIVE_PIXELS_PER_SECOND
     if seconds < LONG_RUN_SECONDS:
         return None
-    what = "pixels in the raster; the mask may leave far fewer to classify" if masked else (
-        "pixels to classify"
-    )
+    what = "pixels to classify"
+    if masked:
+        what = "pixels in the raster; the mask may leave far fewer to classify"
     return (
         f"{pixels} {what}: this may take up to about {seconds / 3600:.1f} hours "
         f"(estimated at {CONSERVATIVE_PIXELS_PER_SECOND:.0f} pixels/s)"
