@@ -8,8 +8,8 @@ test pixels from dense whole-raster predictions (overlapping tiles blended as th
 does). EnMAP fine-tunes on the train tiles, reports the validation tiles (the only split
 for choices) and the test tiles. Each result is written as soon as it is known to
 ``<results>/<scene>[/<variant>]/<config>-seed<k>.json`` (variant: options other than the
-defaults, ``random-masks``, ``sincos``); a result that exists is skipped, and interrupted
-runs resume from their last epoch (under ``<runs>``).
+defaults, ``random-masks``, ``sincos``, ``1500-steps``); a result that exists is skipped,
+and interrupted runs resume from their last epoch (under ``<runs>``).
 
 Examples:
     python scripts/maskedsst_study.py --seed 0                       # both scenes
@@ -130,7 +130,7 @@ def pretrained(
     scene: str, data: TrainingSet, runs: Path, args: argparse.Namespace
 ) -> PretrainedMaskedSST:
     """The backbone pre-trained in ``runs/pretrain[-<variant>]`` (resuming or starting it)."""
-    folder = runs / "-".join(["pretrain", *variant(args, "pretrained")])
+    folder = runs / "-".join(["pretrain", *pretraining_variant(args, "pretrained")])
     if (folder / ENCODER_NAME).exists():
         return load_pretrained(folder)
     patch = context_patch_size(MaskedSSTConfig.tile_size)
@@ -208,8 +208,14 @@ def fine_tune(
 
 
 def variant(args: argparse.Namespace, config: str) -> list[str]:
-    """The options of a run that differ from the defaults (masks matter only when
-    pre-trained)."""
+    """The options of a fine-tuning run that differ from the defaults (masks matter only
+    when pre-trained), e.g. ``["random-masks", "1500-steps"]``."""
+    steps = [f"{args.finetune_steps}-steps"] if args.finetune_steps != DEFAULT_DENSE_STEPS else []
+    return pretraining_variant(args, config) + steps
+
+
+def pretraining_variant(args: argparse.Namespace, config: str) -> list[str]:
+    """The options of the pretraining that differ from the defaults."""
     names = [f"{args.masking}-masks"] if args.masking != "tube" and config != "scratch" else []
     return names + (["sincos"] if args.pos_embedding != "learned" else [])
 
