@@ -11,10 +11,8 @@ from typing import Any
 
 from qgis.core import (
     Qgis,
-    QgsApplication,
     QgsMapLayerProxyModel,
     QgsProcessingAlgRunnerTask,
-    QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProject,
     QgsRasterLayer,
@@ -23,16 +21,12 @@ from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFormLayout,
-    QHBoxLayout,
     QLabel,
-    QProgressBar,
-    QPushButton,
     QTabWidget,
-    QVBoxLayout,
     QWidget,
 )
 
+from .algorithm_runner import ERROR_STYLE, AlgorithmRunner, tab_layout
 from .model_picker import ModelPicker
 from .train_panel import TrainPanel
 
@@ -69,9 +63,7 @@ class ClassifyDock(QgsDockWidget):
         super().__init__("FactoFormer classification", iface.mainWindow())
         self.iface = iface
         self.setObjectName("FactoFormerClassifyDock")
-        self.task: QgsProcessingAlgRunnerTask | None = None
-        self.context: QgsProcessingContext | None = None
-        self.feedback: QgsProcessingFeedback | None = None
+        self._layer_name = ""
         self._model_cache: dict[str, Any] = {}
 
         self.layer_combo = QgsMapLayerComboBox()
@@ -93,33 +85,22 @@ class ClassifyDock(QgsDockWidget):
         self.output_widget.setFilter("GeoTIFF (*.tif)")
         self.output_widget.lineEdit().setPlaceholderText("[temporary file]")
         self.confidence_check = QCheckBox("Also write a confidence raster")
-        self.run_button = QPushButton("Classify")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
-        self.status = QLabel()
-        self.status.setWordWrap(True)
+        self.runner = AlgorithmRunner("Classify")
+        self.run_button = self.runner.run_button
+        self.progress = self.runner.progress
+        self.status = self.runner.status
 
-        form = QFormLayout()
-        form.addRow("Raster", self.layer_combo)
-        form.addRow("Model", self.model_widget)
-        form.addRow("", self.model_card)
-        form.addRow("Band matching", self.matching_combo)
-        form.addRow("", self.model_info)
-        form.addRow("Class map", self.output_widget)
-        form.addRow("", self.confidence_check)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_button)
-        buttons.addWidget(self.cancel_button)
-        layout = QVBoxLayout()
-        layout.addLayout(form)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        layout.addStretch(1)
+        rows = [
+            ("Raster", self.layer_combo),
+            ("Model", self.model_widget),
+            ("", self.model_card),
+            ("Band matching", self.matching_combo),
+            ("", self.model_info),
+            ("Class map", self.output_widget),
+            ("", self.confidence_check),
+        ]
         body = QWidget()
-        body.setLayout(layout)
+        body.setLayout(tab_layout(rows, self.runner))
         self.train_panel = TrainPanel(iface.messageBar())
         self.train_panel.modelTrained.connect(self.use_model)
         self.tabs = QTabWidget()
@@ -131,8 +112,13 @@ class ClassifyDock(QgsDockWidget):
         self.model_widget.fileChanged.connect(self.check_inputs)
         self.matching_combo.currentIndexChanged.connect(self.check_inputs)
         self.run_button.clicked.connect(self.run)
-        self.cancel_button.clicked.connect(self.cancel)
+        self.runner.completed.connect(self._finished)
         self.check_inputs()
+
+    @property
+    def task(self) -> QgsProcessingAlgRunnerTask | None:
+        """The running classification task, or None."""
+        return self.runner.task
 
     def _metadata(self, path: str):
         """Model metadata, cached per file; raises the engine's errors."""
@@ -153,7 +139,7 @@ class ClassifyDock(QgsDockWidget):
         except ImportError as exc:
             self.model_info.setText(f"The engine cannot start: {exc}")
         except Exception as exc:  # engine errors: bad file, bad metadata
-            self.model_info.setText(f"<span style='color:#c0392b'>{exc}</span>")
+            self.model_info.setText(ERROR_STYLE.format(exc))
         else:
             self.model_card.setText(card_html(meta))
             test = meta.metrics.get("test", {})
@@ -165,7 +151,7 @@ class ClassifyDock(QgsDockWidget):
             if layer is None:
                 text += "<br>Add a raster layer to the project to classify it."
             elif problem:
-                text += f"<br><span style='color:#c0392b'>{problem}</span>"
+                text += "<br>" + ERROR_STYLE.format(problem)
             else:
                 text += f"<br>{plan}" if plan else ""
                 ok = True
@@ -189,42 +175,27 @@ class ClassifyDock(QgsDockWidget):
             params["CONFIDENCE"] = str(
                 Path(params["OUTPUT"]).with_name(Path(params["OUTPUT"]).stem + "_confidence.tif")
             )
-        algorithm = QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM_ID)
-        self.context = QgsProcessingContext()
-        self.context.setProject(QgsProject.instance())
-        self.feedback = QgsProcessingFeedback()
-        self.feedback.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
-        self.task = QgsProcessingAlgRunnerTask(algorithm, params, self.context, self.feedback)
-        self.task.executed.connect(lambda ok, results: self._finished(ok, results, layer.name()))
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.progress.setValue(0)
-        self.status.setText(f"Classifying {layer.name()}...")
-        QgsApplication.taskManager().addTask(self.task)
+        self._layer_name = layer.name()
+        self.runner.start(
+            ALGORITHM_ID, params, QgsProcessingFeedback(), f"Classifying {layer.name()}..."
+        )
 
-    def _finished(self, ok: bool, results: dict[str, Any], layer_name: str) -> None:
-        log = self.feedback.textLog().strip().splitlines() if self.feedback else []
-        self.task = None
-        self.cancel_button.setEnabled(False)
-        if not ok:
+    def _finished(self, ok: bool, results: dict[str, Any], last_line: str) -> None:
+        """Add the new layers and say what the run logged (warnings and its last line)."""
+        if ok:
+            for key, suffix in (("CONFIDENCE", "confidence"), ("OUTPUT", "land cover")):
+                if results.get(key):
+                    name = f"{self._layer_name} {suffix}"
+                    layer = QgsRasterLayer(results[key], name)  # loads the .qml
+                    QgsProject.instance().addMapLayer(layer)
+            warnings = [line for line in self.runner.log() if line.startswith(WARNING_PREFIX)]
             self.status.setText(
-                f"<span style='color:#c0392b'>{log[-1] if log else 'Failed'}</span>"
+                "".join(f"<span style='color:#b85a20'>{w}</span><br>" for w in warnings)
+                + (last_line or "Done")
             )
-            self.check_inputs()
-            return
-        for key, suffix in (("CONFIDENCE", "confidence"), ("OUTPUT", "land cover")):
-            if results.get(key):
-                layer = QgsRasterLayer(results[key], f"{layer_name} {suffix}")  # loads the .qml
-                QgsProject.instance().addMapLayer(layer)
-        self.progress.setValue(100)
-        warnings = [line for line in log if line.startswith(WARNING_PREFIX)]
-        self.status.setText(
-            "".join(f"<span style='color:#b85a20'>{w}</span><br>" for w in warnings)
-            + (log[-1] if log else "Done")
-        )
-        self.iface.messageBar().pushMessage(
-            "FactoFormer", f"{layer_name} classified", level=Qgis.Success, duration=5
-        )
+            self.iface.messageBar().pushMessage(
+                "FactoFormer", f"{self._layer_name} classified", level=Qgis.Success, duration=5
+            )
         self.check_inputs()
 
     def use_model(self, path: str) -> None:
@@ -233,14 +204,7 @@ class ClassifyDock(QgsDockWidget):
         self.model_widget.setFilePath(path)
         self.check_inputs()
 
-    def cancel(self) -> None:
-        """Ask the running classification to stop (no output is left behind)."""
-        if self.feedback is not None:
-            self.feedback.cancel()
-
     def shutdown(self) -> None:
         """Cancel running tasks before the plugin unloads."""
         self.train_panel.shutdown()
-        if self.task is not None:
-            self.cancel()
-            self.task.waitForFinished(10000)
+        self.runner.shutdown()

@@ -11,12 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from qgis.core import (
-    QgsApplication,
     QgsMapLayerProxyModel,
     QgsProcessingAlgRunnerTask,
-    QgsProcessingContext,
     QgsProcessingFeedback,
-    QgsProject,
     QgsVectorLayer,
 )
 from qgis.gui import QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
@@ -24,21 +21,16 @@ from qgis.PyQt.QtCore import QPointF, Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor, QPainter, QPen, QPolygonF
 from qgis.PyQt.QtWidgets import (
     QComboBox,
-    QFormLayout,
-    QHBoxLayout,
     QLabel,
-    QProgressBar,
-    QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
+from .algorithm_runner import AlgorithmRunner, tab_layout
 from .algorithms.pretrained_runs import MODELS as PRETRAINABLE
 from .algorithms.train import MODEL_TYPES, RECIPE_BATCH
 
 ALGORITHM_ID = "factoformer:train"
-ERROR_STYLE = "<span style='color:#c0392b'>{}</span>"
 
 
 class LossFeedback(QgsProcessingFeedback):
@@ -93,9 +85,6 @@ class TrainPanel(QWidget):
     def __init__(self, message_bar=None) -> None:
         super().__init__()
         self.message_bar = message_bar
-        self.task: QgsProcessingAlgRunnerTask | None = None
-        self.context: QgsProcessingContext | None = None
-        self.feedback: LossFeedback | None = None
 
         self.raster_combo = QgsMapLayerComboBox()
         self.raster_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
@@ -117,36 +106,23 @@ class TrainPanel(QWidget):
         self.output_widget = QgsFileWidget()
         self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
         self.output_widget.setFilter("ONNX models (*.onnx)")
-        self.run_button = QPushButton("Train")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
         self.loss_label = QLabel()
         self.curve = LossCurve()
-        self.status = QLabel()
-        self.status.setWordWrap(True)
+        self.runner = AlgorithmRunner("Train", extra=(self.loss_label, self.curve))
+        self.run_button = self.runner.run_button
+        self.progress = self.runner.progress
+        self.status = self.runner.status
 
-        form = QFormLayout()
-        form.addRow("Raster", self.raster_combo)
-        form.addRow("Training data", self.training_combo)
-        form.addRow("Class field", self.field_combo)
-        form.addRow("Model type", self.model_type_combo)
-        form.addRow("Pre-trained", self.pretrained_widget)
-        form.addRow("Epochs", self.epochs_spin)
-        form.addRow("Model", self.output_widget)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_button)
-        buttons.addWidget(self.cancel_button)
-        layout = QVBoxLayout()
-        layout.addLayout(form)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.loss_label)
-        layout.addWidget(self.curve)
-        layout.addWidget(self.status)
-        layout.addStretch(1)
-        self.setLayout(layout)
+        rows = [
+            ("Raster", self.raster_combo),
+            ("Training data", self.training_combo),
+            ("Class field", self.field_combo),
+            ("Model type", self.model_type_combo),
+            ("Pre-trained", self.pretrained_widget),
+            ("Epochs", self.epochs_spin),
+            ("Model", self.output_widget),
+        ]
+        self.setLayout(tab_layout(rows, self.runner))
 
         self.training_combo.layerChanged.connect(self._training_changed)
         for signal in (self.raster_combo.layerChanged, self.output_widget.fileChanged):
@@ -154,8 +130,13 @@ class TrainPanel(QWidget):
         self.field_combo.fieldChanged.connect(self.check_inputs)
         self.model_type_combo.currentTextChanged.connect(self._model_type_changed)
         self.run_button.clicked.connect(self.run)
-        self.cancel_button.clicked.connect(self.cancel)
+        self.runner.completed.connect(self._finished)
         self._training_changed(self.training_combo.currentLayer())
+
+    @property
+    def task(self) -> QgsProcessingAlgRunnerTask | None:
+        """The running training task, or None."""
+        return self.runner.task
 
     def _training_changed(self, layer) -> None:
         vector = layer if isinstance(layer, QgsVectorLayer) else None
@@ -213,35 +194,22 @@ class TrainPanel(QWidget):
         if not self.check_inputs():
             return
         params = self.parameters()
-        algorithm = QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM_ID)
-        self.context = QgsProcessingContext()
-        self.context.setProject(QgsProject.instance())
-        self.feedback = LossFeedback()
-        self.feedback.progressChanged.connect(lambda value: self.progress.setValue(int(value)))
-        self.feedback.lossReported.connect(self._loss, Qt.QueuedConnection)
-        self.task = QgsProcessingAlgRunnerTask(algorithm, params, self.context, self.feedback)
-        self.task.executed.connect(self._finished)
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.progress.setValue(0)
+        feedback = LossFeedback()
+        feedback.lossReported.connect(self._loss, Qt.QueuedConnection)
         self.curve.clear()
         self.loss_label.setText("")
-        self.status.setText(f"Training on {params['INPUT'].name()}...")
-        QgsApplication.taskManager().addTask(self.task)
+        status = f"Training on {params['INPUT'].name()}..."
+        self.runner.start(ALGORITHM_ID, params, feedback, status)
 
     def _loss(self, label: str, fraction: float, loss: float) -> None:
         self.loss_label.setText(f"Loss {loss:.4f} ({100 * fraction:.0f} % of {label})")
         self.curve.add(fraction, loss)
 
-    def _finished(self, ok: bool, results: dict[str, Any]) -> None:
-        log = self.feedback.textLog().strip().splitlines() if self.feedback else []
-        self.task = None
-        self.cancel_button.setEnabled(False)
+    def _finished(self, ok: bool, results: dict[str, Any], _last_line: str) -> None:
+        """Say what was trained, and announce the new model."""
         if not ok:
-            self.status.setText(ERROR_STYLE.format(log[-1] if log else "Failed"))
             self.check_inputs()
             return
-        self.progress.setValue(100)
         oa = results.get("VALIDATION_OA")
         accuracy = f"; validation OA {100 * oa:.1f} %" if isinstance(oa, float) else ""
         self.status.setText(f"Trained {results['OUTPUT']}{accuracy}. It is now the dock's model.")
@@ -254,13 +222,6 @@ class TrainPanel(QWidget):
         self.modelTrained.emit(results["OUTPUT"])
         self.check_inputs()
 
-    def cancel(self) -> None:
-        """Stop training: the training process is ended and no model is written."""
-        if self.feedback is not None:
-            self.feedback.cancel()
-
     def shutdown(self) -> None:
         """Cancel a running task before the plugin unloads."""
-        if self.task is not None:
-            self.cancel()
-            self.task.waitForFinished(10000)
+        self.runner.shutdown()
