@@ -5,8 +5,10 @@ Usage: python scripts/baselines_table.py [FOLDERS or .json files] [--speed resul
 
 Reads the JSON results of ``scripts/baselines_study.py`` (``model`` key) and of
 ``scripts/pretrain_study.py`` (``config`` key: ``scratch`` is FactoFormer from scratch,
-anything else a pre-trained FactoFormer); default folders ``results/baselines`` and
-``results/pretraining`` (their own files, not subfolders). Prints three tables:
+anything else a pre-trained FactoFormer) and ``scripts/maskedsst_study.py`` (``scene`` and
+``config`` keys); default folders ``results/baselines``, ``results/pretraining`` and its
+``fast`` recipe, ``results/maskedsst/indian_pines`` and ``results/maskedsst/enmap`` (their
+own files, not subfolders: the default fine-tuning budgets). Prints three tables:
 
 1. Indian Pines fixed split: OA/AA/kappa on the test split, training wall time (the whole
    recipe, pretraining included) and whole-scene inference speed (pixels/s, the engine on
@@ -51,7 +53,13 @@ def main() -> None:
         "paths",
         nargs="*",
         type=Path,
-        default=[ROOT / "results" / "baselines", ROOT / "results" / "pretraining"],
+        default=[
+            ROOT / "results" / "baselines",
+            ROOT / "results" / "pretraining",
+            ROOT / "results" / "pretraining" / "fast",
+            ROOT / "results" / "maskedsst" / "indian_pines",
+            ROOT / "results" / "maskedsst" / "enmap",
+        ],
     )
     parser.add_argument("--speed", type=Path, default=ROOT / "results" / "speed")
     parser.add_argument(
@@ -69,11 +77,21 @@ def main() -> None:
 
 
 def model_key(record: dict) -> str:
-    """The table row of a result: its ``model``, or ``factoformer[-config]`` (pretraining)."""
+    """The table row of a result: its ``model``, ``maskedsst[-pre]`` (MaskedSST study, which
+    names its ``scene``) or ``factoformer[-config]`` (pretraining study)."""
+    if "scene" in record:  # its "model" is the architecture
+        return "maskedsst" if record["config"] == "scratch" else "maskedsst-pre"
     if "model" in record:
         return record["model"]
     config = record["config"]
     return "factoformer" if config == "scratch" else f"factoformer-{config}"
+
+
+def dataset(record: dict) -> str:
+    """``indian_pines`` or ``enmap_potsdam``."""
+    if record.get("scene") == "enmap":
+        return "enmap_potsdam"
+    return record.get("dataset", "indian_pines")
 
 
 def name(key: str) -> str:
@@ -81,7 +99,10 @@ def name(key: str) -> str:
 
 
 def json_files(paths: list[Path]) -> list[Path]:
-    return [f for p in paths for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])]
+    """The JSON files given and those of the folders given (a missing folder: none yet)."""
+    return [
+        f for p in paths if p.exists() for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])
+    ]
 
 
 def is_test_result(record: dict) -> bool:
@@ -94,8 +115,8 @@ def load(paths: list[Path]) -> dict[str, dict[str, list[dict]]]:
     for f in json_files(paths):
         record = json.loads(f.read_text())
         if is_test_result(record) and "subset" not in record:
-            dataset = groups.setdefault(record.get("dataset", "indian_pines"), {})
-            dataset.setdefault(model_key(record), []).append(record)
+            rows = groups.setdefault(dataset(record), {})
+            rows.setdefault(model_key(record), []).append(record)
     return {d: ordered(g) for d, g in groups.items()}
 
 
