@@ -95,7 +95,7 @@ def dataset(record: dict) -> str:
 
 
 def name(key: str) -> str:
-    return NAMES.get(key, f"FactoFormer (pre-trained: {key.split('-', 1)[-1]})")
+    return NAMES.get(key, f"FactoFormer ({key.split('-', 1)[-1]} branch pre-trained)")
 
 
 def json_files(paths: list[Path]) -> list[Path]:
@@ -114,7 +114,7 @@ def load(paths: list[Path]) -> dict[str, dict[str, list[dict]]]:
     groups: dict[str, dict[str, list[dict]]] = {}
     for f in json_files(paths):
         record = json.loads(f.read_text())
-        if is_test_result(record) and "subset" not in record:
+        if is_test_result(record) and not record.get("subset"):
             rows = groups.setdefault(dataset(record), {})
             rows.setdefault(model_key(record), []).append(record)
     return {d: ordered(g) for d, g in groups.items()}
