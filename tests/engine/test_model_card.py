@@ -59,3 +59,22 @@ def test_card_shows_classes_with_swatches_escaped_names_and_precision(precision)
     assert "Trained on enmap_train" in card
     assert "3 bands, 418–2445 nm" in card and "Test: OA 81.2 %" in card
     assert "<b>potsdam</b>" in card and "Roof <b>" not in card
+
+
+def test_the_shipped_enmap_model_describes_its_sensor_and_classes():
+    from helpers import REPO
+
+    from engine.infer.model import OnnxClassifier
+
+    meta = OnnxClassifier(REPO / "models" / "maskedsst_enmap_potsdam.onnx").metadata
+    assert meta.model_type == "MaskedSST" and meta.prediction == "dense"
+    assert [c.name for c in meta.classes] == [
+        "roof",
+        "pavement",
+        "low vegetation",
+        "tree",
+        "soil",
+        "water",
+    ]
+    assert meta.num_bands == 218 and len(meta.wavelengths_nm) == 218
+    assert 418 < meta.wavelengths_nm[0] < 419 and 2445 < meta.wavelengths_nm[-1] < 2446

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import BUNDLED_SCENE, read_raster, write_raster
+from helpers import BUNDLED_SCENE, REPO, SHARED_DATA, read_raster, write_raster
 from osgeo import gdal
 
 QGIS_PROCESS = shutil.which("qgis_process.bin") or "/usr/bin/qgis_process.bin"
@@ -288,3 +288,35 @@ def test_classify_many_in_batch_on_two_local_workers(qgis_env, tmp_path):
         classify_raster(folder / f"scene{i}.tif", model, single)
         assert np.array_equal(read_raster(out / f"scene{i}_classes.tif"), read_raster(single))
         assert (out / f"scene{i}_classes.qml").exists()
+
+
+ENMAP_TILES = SHARED_DATA / "enmap_potsdam_tiles"
+
+
+@pytest.mark.skipif(
+    not ENMAP_TILES.is_dir(),
+    reason=f"EnMAP tiles {ENMAP_TILES} are absent (only in the development checkout)",
+)
+def test_shipped_enmap_model_maps_an_enmap_test_tile(qgis_env, tmp_path):
+    """The shipped MaskedSST reads an EnMAP L2A tile by wavelength (218 of its 224 bands)
+    and writes a styled land-cover map that mostly agrees with the tile's labels."""
+    tile = ENMAP_TILES / "images" / "enmap_potsdam_tile_160_96.tif"  # a test-list tile
+    out = tmp_path / "landcover.tif"
+    proc = _qgis_process(
+        qgis_env,
+        "--json",
+        "run",
+        "factoformer:classify",
+        "--",
+        f"INPUT={tile}",
+        f"MODEL={REPO / 'models' / 'maskedsst_enmap_potsdam.onnx'}",
+        f"OUTPUT={out}",
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["results"]["MODEL_ID"] == "maskedsst-enmap-potsdam"
+    classes, labels = read_raster(out), read_raster(ENMAP_TILES / "labels" / tile.name)
+    assert set(np.unique(classes)) <= set(range(1, 7))
+    labelled = labels > 0
+    assert (classes[labelled] == labels[labelled]).mean() > 0.6
+    style = out.with_suffix(".qml").read_text()
+    assert all(name in style for name in ("roof", "low vegetation", "water"))
