@@ -37,8 +37,9 @@ def test_picker_lists_shipped_and_recent_models_and_shows_the_card(
     try:
         picker = dock.model_widget
         shipped = picker.paths()
-        assert [Path(p).name for p in shipped] == ["factoformer_indian_pines.onnx"]
-        assert picker.filePath() == shipped[0]
+        names = [Path(p).name for p in shipped]
+        assert names == ["factoformer_indian_pines.onnx", "maskedsst_enmap_potsdam.onnx"]
+        assert picker.filePath() == shipped[0]  # the default: the Indian Pines model
         assert "&nbsp;Corn-notill" in dock.model_card.text()
         assert "Test: OA 80.5 %" in dock.model_card.text()
 
