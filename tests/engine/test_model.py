@@ -138,3 +138,13 @@ def test_eval_forward_reads_the_cls_token_of_a_full_last_block():
         expected = model.head(model.fusion(torch.cat(cls, dim=1)))
         assert torch.allclose(model(patches), expected, atol=1e-5)
         assert not torch.allclose(model(patches), model(patches.flip(-1)), atol=1e-3)
+
+
+def test_a_branch_without_blocks_still_classifies_in_eval_mode():
+    model = FactoFormer(FactoFormerConfig(num_bands=20, num_classes=4, pixel_depth=0)).eval()
+    with torch.no_grad():
+        encoder = model.pixel_encoder
+        tokens = torch.randn(2, 49, 20)
+        expected = encoder.forward_features(encoder.embed_tokens(tokens))[:, 0]
+        assert torch.equal(encoder(tokens), expected)
+        assert model(torch.randn(2, 20, 7, 7)).shape == (2, 4)
