@@ -53,6 +53,13 @@ def _qgis_process(env, *args, timeout=600):
     )
 
 
+def _run_json(env, algorithm, *params) -> dict:
+    """``qgis_process --json run ALGORITHM -- PARAMS``: asserts success, returns its results."""
+    proc = _qgis_process(env, "--json", "run", algorithm, "--", *params)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return json.loads(proc.stdout)["results"]
+
+
 def test_algorithm_is_listed_with_help(qgis_env):
     listing = _qgis_process(qgis_env, "list")
     assert "factoformer:classify" in listing.stdout
@@ -175,19 +182,14 @@ def test_random_forest_model_runs_unchanged(qgis_env, tmp_path):
     run = run_classical(data, config, seed=0, output_dir=tmp_path / "run")
     model = export_classical(run.output_dir, tmp_path / "rf.onnx", "rf-tiny")
     out, conf = tmp_path / "classes.tif", tmp_path / "confidence.tif"
-    proc = _qgis_process(
+    result = _run_json(
         qgis_env,
-        "--json",
-        "run",
         "factoformer:classify",
-        "--",
         f"INPUT={BUNDLED_SCENE}",
         f"MODEL={model}",
         f"OUTPUT={out}",
         f"CONFIDENCE={conf}",
     )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    result = json.loads(proc.stdout)["results"]
     assert result["MODEL_ID"] == "rf-tiny" and result["CLASSIFIED_PIXELS"] == 145 * 145
     engine_out = tmp_path / "engine.tif"
     classify_raster(BUNDLED_SCENE, model, engine_out, confidence=tmp_path / "engine_conf.tif")
@@ -209,20 +211,15 @@ def test_dense_tile_model_runs_unchanged(qgis_env, tmp_path):
     norm = MinMaxNormalization.fit(cube)
     model = write_dense_model(tmp_path / "dense.onnx", 12, 3, 8, WAVELENGTHS, norm)
     out, prob = tmp_path / "classes.tif", tmp_path / "probabilities.tif"
-    proc = _qgis_process(
+    result = _run_json(
         qgis_env,
-        "--json",
-        "run",
         "factoformer:classify",
-        "--",
         f"INPUT={raster}",
         f"MODEL={model}",
         f"OUTPUT={out}",
         f"PROBABILITIES={prob}",
         "BATCH_SIZE=320",
     )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    result = json.loads(proc.stdout)["results"]
     assert result["MODEL_ID"] == "dense" and result["CLASSIFIED_PIXELS"] == 29 * 35
     engine_out, engine_prob = tmp_path / "engine.tif", tmp_path / "engine_prob.tif"
     classify_raster(raster, model, engine_out, probabilities=engine_prob)
@@ -269,20 +266,16 @@ def test_classify_many_in_batch_on_two_local_workers(qgis_env, tmp_path):
         truth = np.random.default_rng(i).integers(1, 4, (12, 15))
         band1 = band1_values(truth, 3)
         write_raster(folder / f"scene{i}.tif", np.stack([band1, np.zeros_like(band1)]))
-    proc = _qgis_process(
+    result = _run_json(
         qgis_env,
-        "--json",
-        "run",
         "factoformer:classify_many",
-        "--",
         f"FOLDER={folder}",
         "PATTERN=*.tif",
         f"MODEL={model}",
         f"OUTPUT_FOLDER={out}",
         "WORKERS=2",
     )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert json.loads(proc.stdout)["results"]["CLASSIFIED"] == 3
+    assert result["CLASSIFIED"] == 3
     for i in range(3):
         single = tmp_path / f"single{i}.tif"
         classify_raster(folder / f"scene{i}.tif", model, single)
@@ -302,18 +295,14 @@ def test_shipped_enmap_model_maps_an_enmap_test_tile(qgis_env, tmp_path):
     and writes a styled land-cover map that mostly agrees with the tile's labels."""
     tile = ENMAP_TILES / "images" / "enmap_potsdam_tile_160_96.tif"  # a test-list tile
     out = tmp_path / "landcover.tif"
-    proc = _qgis_process(
+    result = _run_json(
         qgis_env,
-        "--json",
-        "run",
         "factoformer:classify",
-        "--",
         f"INPUT={tile}",
         f"MODEL={REPO / 'models' / 'maskedsst_enmap_potsdam.onnx'}",
         f"OUTPUT={out}",
     )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert json.loads(proc.stdout)["results"]["MODEL_ID"] == "maskedsst-enmap-potsdam"
+    assert result["MODEL_ID"] == "maskedsst-enmap-potsdam"
     classes, labels = read_raster(out), read_raster(ENMAP_TILES / "labels" / tile.name)
     assert set(np.unique(classes)) <= set(range(1, 7))
     labelled = labels > 0
