@@ -202,15 +202,24 @@ def cached_sessions() -> list[tuple[str, int, int]]:
 
 
 class KillOnceAfterABlock(distributed.WorkerPlugin):
-    """Kills its worker process the first time a block finishes there (marker file: once)."""
+    """Kills the first worker process to finish a block, once across all workers."""
 
     def __init__(self, marker: str) -> None:
         self.marker = marker
 
     def transition(self, key, start, finish, **kwargs):
-        if finish == "memory" and "classify_block" in str(key) and not os.path.exists(self.marker):
-            Path(self.marker).write_text(str(os.getpid()))
+        if finish == "memory" and "classify_block" in str(key) and self._claim_the_kill():
             os._exit(1)
+
+    def _claim_the_kill(self) -> bool:
+        """True for exactly one worker: the marker is created atomically (two may race)."""
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return False
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
 
 
 def test_a_killed_worker_loses_no_finished_block(cluster, linear, tmp_path):
