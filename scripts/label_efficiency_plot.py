@@ -3,11 +3,12 @@
 Usage: python scripts/label_efficiency_plot.py [--output docs/images/label_efficiency.png]
 
 Reads every ``<results>/*/label-efficiency`` folder (any depth; results of
-``scripts/baselines_study.py --subset`` and ``scripts/pretrain_study.py --subset``) and,
-for the ``full`` point, the whole-split results in ``<results>/baselines`` and
-``<results>/pretraining`` (as ``scripts/baselines_table.py`` reads them); ``<results>`` is
-``results`` unless ``--results`` says otherwise. Each point is the
-mean OA over the runs (subset draws) with ± one standard deviation as error bars. The full
+``scripts/baselines_study.py``, ``scripts/pretrain_study.py`` and
+``scripts/maskedsst_study.py`` with ``--subset``) and, for the ``full`` point, the
+whole-split results in ``<results>/baselines``, ``<results>/pretraining`` and
+``<results>/maskedsst/indian_pines`` (as ``scripts/baselines_table.py`` reads them);
+``<results>`` is ``results`` unless ``--results`` says otherwise. Each point is the mean
+OA over the runs (subset draws) with ± one standard deviation as error bars. The full
 split has 50 pixels per class (15 for its three smallest classes) and is drawn at 50.
 matplotlib comes from Debian's ``python3-matplotlib`` (a dependency of QGIS's Python
 packages), seen by the project venv through ``--system-site-packages``.
@@ -35,7 +36,13 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=ROOT / "results")
     args = parser.parse_args()
     subsets = load_label_efficiency(str(args.results / "*" / "label-efficiency"))
-    whole = load([args.results / "baselines", args.results / "pretraining"])
+    whole = load(
+        [
+            args.results / "baselines",
+            args.results / "pretraining",
+            args.results / "maskedsst" / "indian_pines",
+        ]
+    )
     whole = whole.get("indian_pines", {})
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for key, budgets in subsets.items():

@@ -11,10 +11,16 @@ for choices) and the test tiles. Each result is written as soon as it is known t
 defaults, ``random-masks``, ``sincos``, ``1500-steps``); a result that exists is skipped,
 and interrupted runs resume from their last epoch (under ``<runs>``).
 
+Label efficiency (``--subset N``, Indian Pines only): fine-tune on the stored subset with N
+pixels per class drawn with ``--seed`` (the FactoFormer study's files), from the backbone
+pre-trained with ``--pretraining-seed``; results in
+``<results>/label-efficiency/<N>px[/<variant>]/``.
+
 Examples:
     python scripts/maskedsst_study.py --seed 0                       # both scenes
     python scripts/maskedsst_study.py --seed 0 --scenes enmap --no-bf16
     python scripts/maskedsst_study.py --seed 0 --scenes enmap --pos-embedding sincos
+    python scripts/maskedsst_study.py --seed 1 --subset 5 --pretraining-seed 0
     python scripts/maskedsst_study.py --seed 0 --smoke --results /tmp/r --runs /tmp/runs
 """
 
@@ -33,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from engine.config import MaskedPretrainingRecipe, MaskedSSTConfig  # noqa: E402
 from engine.data.dense import context_patch_size  # noqa: E402
 from engine.data.scenes import load_indian_pines  # noqa: E402
+from engine.data.subsets import SUBSET_BUDGETS, subset_path, with_subset  # noqa: E402
 from engine.data.training_set import (  # noqa: E402
     TileFiles,
     TrainingSet,
@@ -71,9 +78,10 @@ def main() -> None:
         if not pending:
             print(f"{scene}: all results for seed {args.seed} exist; nothing to do")
             continue
-        data = training_data(scene)
+        data = training_data(scene, args.subset, args.seed)
         runs = args.runs / f"{scene}-seed{args.seed}"
-        pre = pretrained(scene, data, runs, args) if "pretrained" in pending else None
+        pre_runs = args.runs / f"{scene}-seed{args.pretraining_seed}"
+        pre = pretrained(scene, data, pre_runs, args) if "pretrained" in pending else None
         for config in pending:
             fine_tune(scene, data, config, pre if config == "pretrained" else None, runs, args)
 
@@ -98,22 +106,42 @@ def parse_args() -> argparse.Namespace:
         default=True,
         help="bfloat16 autocast (default; about 2x faster on CPUs with AVX-512 BF16)",
     )
+    parser.add_argument(
+        "--subset",
+        type=int,
+        choices=SUBSET_BUDGETS,
+        help="label efficiency (Indian Pines): fine-tune on the stored subset with this many "
+        "pixels per class drawn with --seed",
+    )
+    parser.add_argument(
+        "--pretraining-seed",
+        type=int,
+        help="use the backbone pre-trained with this seed (default: --seed)",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny network, 3 steps each")
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "maskedsst")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "maskedsst")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
+    if args.subset and args.scenes != ["indian_pines"]:
+        parser.error("--subset needs --scenes indian_pines (the stored subsets are its)")
+    if args.pretraining_seed is None:
+        args.pretraining_seed = args.seed
     if args.smoke:
         args.pretrain_steps = args.finetune_steps = 3
     return args
 
 
-def training_data(scene: str) -> TrainingSet:
-    """Indian Pines' fixed split, or the EnMAP train / validation / test tiles."""
+def training_data(scene: str, subset: int | None, seed: int) -> TrainingSet:
+    """Indian Pines' fixed split (or its stored ``subset`` drawn with ``seed``), or the
+    EnMAP train / validation / test tiles."""
     patch = context_patch_size(MaskedSSTConfig.tile_size)
     if scene == "indian_pines":
-        return TrainingSet.from_scene(load_indian_pines(), patch)
+        pines = load_indian_pines()
+        if subset:
+            pines = with_subset(pines, subset_path(subset, seed), subset)
+        return TrainingSet.from_scene(pines, patch)
     tiles = [*read_tile_csv(ENMAP / "train_files.csv")]
     for split in ("validation", "test"):
         for t in read_tile_csv(ENMAP / f"{split}_files.csv"):  # columns image, mask
@@ -140,11 +168,12 @@ def pretrained(
         pixels = raster_pixels(sorted((ENMAP / "images").glob("*.tif")), patch)
     if pixels.band_names != data.band_names:
         raise SystemExit(f"{scene}: pretraining and fine-tuning read different bands")
-    recipe = MaskedPretrainingRecipe(seed=args.seed, masking=args.masking, bf16=args.bf16)
+    seed = args.pretraining_seed
+    recipe = MaskedPretrainingRecipe(seed=seed, masking=args.masking, bf16=args.bf16)
     if args.pretrain_steps:
         epochs = -(-args.pretrain_steps * recipe.batch_size // recipe.tiles_per_epoch)
         recipe = replace(recipe, epochs=epochs, max_steps=args.pretrain_steps)
-    print(f"{scene}: pretraining ({len(pixels)} anchor pixels, seed {args.seed})", file=sys.stderr)
+    print(f"{scene}: pretraining ({len(pixels)} anchor pixels, seed {seed})", file=sys.stderr)
     feedback = SilentFeedback() if args.quiet else ProgressBar("pretrain")
     config = replace(network(data, args), num_classes=2)
     return pretrain_maskedsst(pixels, config, recipe, folder, feedback, resume=True)
@@ -163,10 +192,11 @@ def fine_tune(
     )
     print(f"{scene}: fine-tuning {config} (seed {args.seed})", file=sys.stderr)
     start = time.monotonic()
+    subset = [f"subset{args.subset}"] if args.subset else []
     run = run_dense_training(
         data,
         recipe,
-        runs / "-".join(["finetune", config, *variant(args, config)]),
+        runs / "-".join(["finetune", config, *variant(args, config), *subset]),
         network(data, args),
         pre,
         show_progress=not args.quiet,
@@ -179,6 +209,9 @@ def fine_tune(
         "config": config,
         "seed": args.seed,
         "smoke": args.smoke,
+        "training_pixels": len(data.train),
+        "subset": {"per_class": args.subset, "draw_seed": args.seed} if args.subset else None,
+        "pretraining_seed": args.pretraining_seed if pre is not None else None,
         "metrics": run.metrics.to_dict(names),
         "validation": run.validation.to_dict(names) if run.validation else None,
         "last_epoch": run.result.history[-1] if run.result.history else None,
@@ -221,8 +254,11 @@ def pretraining_variant(args: argparse.Namespace, config: str) -> list[str]:
 
 
 def result_path(args: argparse.Namespace, scene: str, config: str) -> Path:
-    """``<results>/<scene>[/<variant>]/<config>-seed<k>.json``."""
-    folder = args.results / scene / "+".join(variant(args, config))
+    """``<results>/<scene>[/<variant>]/<config>-seed<k>.json``, or for a subset
+    ``<results>/label-efficiency/<N>px[/<variant>]/...``."""
+    top = args.results / ("label-efficiency" if args.subset else scene)
+    top = top / f"{args.subset}px" if args.subset else top
+    folder = top / "+".join(variant(args, config))
     return folder / f"{config}-seed{args.seed}.json"
 
 
