@@ -34,10 +34,10 @@ def carve_validation(
     training pixels of the same region. A region is, by default, 8-connected pixels of one
     class in one tile; with ``regions`` (one id map per tile, e.g. the polygon each pixel
     was burnt from, see :mod:`~engine.data.vector_labels`) it is every pixel of one id, in
-    whichever tile. Regions are taken per class in a random order fixed by ``seed`` while
-    they fit in the class's share (the smallest one when none fits); at least one region
-    of every class stays in training. Only the training labels are looked at (test labels
-    never enter here).
+    whichever tile. Per class, regions are taken in a random order fixed by ``seed`` until
+    their pixels come closest to the share (see :func:`_random_prefix`), so validation
+    holds large and small regions alike; at least one region of every class stays in
+    training. Only the training labels are looked at (test labels never enter here).
     """
     if not 0 < share < 1:
         raise ValueError(f"validation share must be between 0 and 1, got {share}")
@@ -61,20 +61,37 @@ def carve_validation(
         if len(found) < 2:
             single.append(value)
             continue
-        target = share * sum(size for _, size in found)
-        chosen, moved = [], 0
-        for i in rng.permutation(len(found)):
-            if moved + found[i][1] <= target and len(chosen) < len(found) - 1:
-                chosen.append(i)
-                moved += found[i][1]
-        if not chosen:  # every region is larger than the share: take the smallest
-            chosen = [min(range(len(found)), key=lambda i: found[i][1])]
+        chosen = _random_prefix([size for _, size in found], share, rng)
         moving.extend(found[i][0] for i in chosen)
     for t, id_map in enumerate(id_maps):
         pixels = np.isin(id_map, moving)
         validation[t][pixels] = train[t][pixels]
         train[t][pixels] = 0
     return CarvedLabels(train, validation, single)
+
+
+def _random_prefix(sizes: list[int], share: float, rng: np.random.Generator) -> list[int]:
+    """Indices of regions, in a random order, until their pixels come closest to ``share``.
+
+    Stopping at the first region that would overshoot (instead of skipping it for smaller
+    ones) keeps large and small regions equally likely to be chosen; skipping would fill
+    validation with the smallest fragments, the hardest pixels. A region larger than twice
+    the share is skipped only while nothing is chosen; one region always stays in training.
+    """
+    target = share * sum(sizes)
+    chosen: list[int] = []
+    moved = 0
+    for i in rng.permutation(len(sizes)):
+        if moved >= target or len(chosen) == len(sizes) - 1:
+            break
+        if moved + sizes[i] - target <= target - moved:  # taking it lands closer
+            chosen.append(int(i))
+            moved += sizes[i]
+        elif chosen:
+            break
+    if not chosen:  # every region is larger than twice the share: take the smallest
+        chosen = [min(range(len(sizes)), key=lambda i: sizes[i])]
+    return chosen
 
 
 def _id_maps(

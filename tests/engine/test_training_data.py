@@ -320,3 +320,21 @@ def test_benchmark_scene_gives_the_patches_and_order_of_the_prepared_scene():
     np.testing.assert_array_equal(data.train.patches(idx), prepared.extractor(rows[idx], cols[idx]))
     np.testing.assert_array_equal(data.normalization.fill, prepared.normalization.fill)
     assert len(data.test) == 9671 and data.validation is None and not data.bands.is_subset
+
+
+def test_carving_chooses_large_and_small_regions_alike():
+    """One 6x6 field and 36 single pixels of one class, half to validation: the field must
+    be chosen about as often as not (skipping regions that overshoot the share would
+    almost always fill validation with the single pixels)."""
+    labels = np.zeros((20, 40), np.int32)
+    labels[:6, :6] = 1
+    labels[10:20:3, 0:40:3][:, :9] = 1  # 4 x 9 = 36 isolated pixels
+    assert (labels == 1).sum() == 72
+    field_chosen = 0
+    for seed in range(100):
+        validation = carve_validation([labels], share=0.5, seed=seed).validation[0]
+        moved = int((validation > 0).sum())
+        assert 18 <= moved <= 54  # close to half of the 72 pixels
+        field_chosen += bool(validation[:6, :6].all())
+        assert validation[:6, :6].all() or not validation[:6, :6].any()
+    assert 30 <= field_chosen <= 70
