@@ -23,6 +23,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -62,6 +63,7 @@ def main() -> None:
     scene = load_indian_pines(args.data_root)
     mode = "validation" if args.validation else "test"
     evaluated = validation_scene(scene, args) if args.validation else scene
+    split = split_id(evaluated) if args.validation else None
     results = args.results / ("validation" if args.validation else "")
     if args.subset:
         # Fine-tune on a stored subset (draw seed = --seed); pretraining keeps the full
@@ -81,7 +83,7 @@ def main() -> None:
     pending = [
         c
         for c in args.configs
-        if not done(result_path(results, variant, c, args.seed), fine_tune, recipe)
+        if not done(result_path(results, variant, c, args.seed), fine_tune, recipe, split)
     ]
     if not pending:
         print(f"all results for seed {args.seed} ({variant}, {mode}) exist; nothing to do")
@@ -90,7 +92,7 @@ def main() -> None:
     branches = {b: pretrained_branch(scene, b, recipe, runs, args) for b in needed}
     for config in pending:
         used = [branches[b] for b in CONFIGS[config]]
-        parts = ["finetune", config, tuned, "validation" if args.validation else ""]
+        parts = ["finetune", config, tuned, f"validation-{split}" if split else ""]
         parts += [f"subset{args.subset}-seed{args.seed}" if args.subset else ""]
         out = runs / "-".join(filter(None, parts))
         print(f"fine-tuning: {config} (seed {args.seed}, {mode})", file=sys.stderr)
@@ -104,6 +106,7 @@ def main() -> None:
             "seed": args.seed,
             "evaluated_on": mode,
             "training_pixels": int((evaluated.train_labels > 0).sum()),
+            "validation_split": split,
             "subset": {"per_class": args.subset, "draw_seed": args.seed} if args.subset else None,
             "pretraining_seed": pretraining_seed if used else None,
             "metrics": run.metrics.to_dict([c.name for c in scene.classes]),
@@ -213,8 +216,17 @@ def validation_scene(scene: Scene, args: argparse.Namespace) -> Scene:
     return replace(scene, train_labels=train, test_labels=validation, split=split)
 
 
-def done(path: Path, fine_tune: TrainingRecipe, recipe: PretrainingRecipe) -> bool:
-    """True when ``path`` holds a result of these recipes; refuse one of other recipes."""
+def split_id(scene: Scene) -> str:
+    """A short fingerprint of the held-out pixels: runs and results of one validation split
+    are never mixed with those of another (e.g. after a change to the carving)."""
+    return hashlib.sha1(scene.test_labels.astype("<i4").tobytes()).hexdigest()[:8]
+
+
+def done(
+    path: Path, fine_tune: TrainingRecipe, recipe: PretrainingRecipe, split: str | None
+) -> bool:
+    """True when ``path`` holds a result of these recipes (and validation ``split``);
+    refuse one of other recipes or another split."""
     if not path.exists():
         return False
     r = json.loads(path.read_text())
@@ -223,6 +235,8 @@ def done(path: Path, fine_tune: TrainingRecipe, recipe: PretrainingRecipe) -> bo
     )
     if not same:
         raise SystemExit(f"error: {path} was made with other recipes; use another --results")
+    if split and r.get("validation_split") != split:
+        raise SystemExit(f"error: {path} was evaluated on another validation split")
     return True
 
 
