@@ -41,7 +41,7 @@ def test_picker_lists_shipped_and_recent_models_and_shows_the_card(
         assert names == ["factoformer_indian_pines.onnx", "maskedsst_enmap_potsdam.onnx"]
         assert picker.filePath() == shipped[0]  # the default: the Indian Pines model
         assert "&nbsp;Corn-notill" in dock.model_card.text()
-        assert "Test: OA 80.5 %" in dock.model_card.text()
+        assert "Test: OA 90.0 %" in dock.model_card.text()
 
         picker.setFilePath(str(model))  # as when the user picks the file
         assert picker.paths() == [*shipped, str(model)]
