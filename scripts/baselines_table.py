@@ -7,8 +7,9 @@ Reads the JSON results of ``scripts/baselines_study.py`` (``model`` key) and of
 ``scripts/pretrain_study.py`` (``config`` key: ``scratch`` is FactoFormer from scratch,
 anything else a pre-trained FactoFormer) and ``scripts/maskedsst_study.py`` (``scene`` and
 ``config`` keys); default folders ``results/baselines``, ``results/pretraining`` and its
-``fast`` recipe, ``results/maskedsst/indian_pines`` and ``results/maskedsst/enmap`` (their
-own files, not subfolders: the default fine-tuning budgets). Prints three tables:
+pretraining-recipe folders, ``results/maskedsst/indian_pines`` and
+``results/maskedsst/enmap`` (their own files, not subfolders: the default fine-tuning
+budgets). Prints three tables:
 
 1. Indian Pines fixed split: OA/AA/kappa on the test split, training wall time (the whole
    recipe, pretraining included) and whole-scene inference speed (pixels/s, the engine on
@@ -56,7 +57,7 @@ def main() -> None:
         default=[
             ROOT / "results" / "baselines",
             ROOT / "results" / "pretraining",
-            ROOT / "results" / "pretraining" / "fast",
+            *recipe_folders(ROOT / "results" / "pretraining"),
             ROOT / "results" / "maskedsst" / "indian_pines",
             ROOT / "results" / "maskedsst" / "enmap",
         ],
@@ -76,15 +77,26 @@ def main() -> None:
     print(table(full.get("enmap_potsdam", {}), {}))  # the speed files are Indian Pines
 
 
+def recipe_folders(study: Path) -> list[Path]:
+    """The pretraining study's folders of one pretraining recipe each (``fast``,
+    ``paper-visible``, ``fast+epochs=200...``), not its augmentation or subset folders."""
+    recipes = ("fast", "paper", "paper-visible")
+    found = sorted(study.glob("*")) if study.is_dir() else []
+    return [d for d in found if d.is_dir() and d.name.split("+")[0] in recipes]
+
+
 def model_key(record: dict) -> str:
     """The table row of a result: its ``model``, ``maskedsst[-pre]`` (MaskedSST study, which
-    names its ``scene``) or ``factoformer[-config]`` (pretraining study)."""
+    names its ``scene``) or ``factoformer[-config][/variant]`` (pretraining study; the
+    pretraining recipe is named unless it is ``fast``, so recipes never share a row)."""
     if "scene" in record:  # its "model" is the architecture
         return "maskedsst" if record["config"] == "scratch" else "maskedsst-pre"
     if "model" in record:
         return record["model"]
-    config = record["config"]
-    return "factoformer" if config == "scratch" else f"factoformer-{config}"
+    config, variant = record["config"], record.get("variant") or "fast"
+    if config == "scratch":
+        return "factoformer"
+    return f"factoformer-{config}" + ("" if variant == "fast" else f"/{variant}")
 
 
 def dataset(record: dict) -> str:
@@ -95,7 +107,10 @@ def dataset(record: dict) -> str:
 
 
 def name(key: str) -> str:
-    return NAMES.get(key, f"FactoFormer ({key.split('-', 1)[-1]} branch pre-trained)")
+    if key in NAMES:
+        return NAMES[key]
+    config, _, variant = key.split("-", 1)[-1].partition("/")
+    return f"FactoFormer ({config} branch pre-trained{f', {variant}' if variant else ''})"
 
 
 def json_files(paths: list[Path]) -> list[Path]:
