@@ -27,19 +27,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from glob import glob
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.config import PRETRAINING_RECIPES  # noqa: E402
+
 ORDER = ("rf", "svm", "cnn3d", "factoformer", "factoformer-both", "maskedsst", "maskedsst-pre")
 NAMES = {
     "rf": "Random forest",
     "svm": "RBF SVM",
     "cnn3d": "3D-CNN (Li et al. 2017)",
     "factoformer": "FactoFormer (scratch)",
-    "factoformer-both": "FactoFormer (pre-trained)",
+    "factoformer-both": "FactoFormer (both branches pre-trained, fast)",
     "maskedsst": "MaskedSST (scratch)",
     "maskedsst-pre": "MaskedSST (pre-trained)",
 }
@@ -93,10 +98,23 @@ def model_key(record: dict) -> str:
         return "maskedsst" if record["config"] == "scratch" else "maskedsst-pre"
     if "model" in record:
         return record["model"]
-    config, variant = record["config"], record.get("variant") or "fast"
+    config = record["config"]
     if config == "scratch":
         return "factoformer"
+    variant = recipe_name(record.get("pretraining_recipe")) or record.get("variant") or "fast"
     return f"factoformer-{config}" + ("" if variant == "fast" else f"/{variant}")
+
+
+def recipe_name(stored: dict | None) -> str | None:
+    """The named pretraining recipe ``stored`` is (seed and step limit aside), if any."""
+    if not stored:
+        return None
+    ignored = ("seed", "max_steps")
+    for name, recipe in PRETRAINING_RECIPES.items():
+        named = recipe.to_dict()
+        if all(stored.get(k, named[k]) == v for k, v in named.items() if k not in ignored):
+            return name
+    return None
 
 
 def dataset(record: dict) -> str:
@@ -110,7 +128,7 @@ def name(key: str) -> str:
     if key in NAMES:
         return NAMES[key]
     config, _, variant = key.split("-", 1)[-1].partition("/")
-    return f"FactoFormer ({config} branch pre-trained{f', {variant}' if variant else ''})"
+    return f"FactoFormer ({config} branch pre-trained, {variant or 'fast'})"
 
 
 def json_files(paths: list[Path]) -> list[Path]:

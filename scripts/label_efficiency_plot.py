@@ -23,7 +23,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from baselines_table import ROOT, load, load_label_efficiency, mean_std, name  # noqa: E402
+from baselines_table import (  # noqa: E402
+    ROOT,
+    load,
+    load_label_efficiency,
+    mean_std,
+    name,
+    recipe_folders,
+)
 
 FULL_AT = 50
 
@@ -40,6 +47,7 @@ def main() -> None:
         [
             args.results / "baselines",
             args.results / "pretraining",
+            *recipe_folders(args.results / "pretraining"),
             args.results / "maskedsst" / "indian_pines",
         ]
     )
