@@ -133,3 +133,15 @@ def test_export_writes_an_int8_model(ip_smoke_model, tmp_path, capsys):
     meta = OnnxClassifier(out).metadata
     assert meta.precision == "int8" and meta.model_id == "s8"
     assert list(out.parent.iterdir()) == [out]  # the fp32 intermediate is gone
+
+
+def test_quantising_a_schema_1_file_keeps_its_raw_values(tiny_model, tmp_path):
+    """A file that predates physical units is still read as raw values once quantised."""
+
+    def to_schema_1(values):
+        values["schema_version"] = 1
+        del values["normalization"]["values"]
+
+    old = edit_model_metadata(tiny_model.onnx, tmp_path / "old.onnx", to_schema_1)
+    int8 = OnnxClassifier(quantize_model(old, tmp_path / "old_int8.onnx")).metadata
+    assert int8.precision == "int8" and int8.input_values == "raw"
