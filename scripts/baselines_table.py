@@ -85,9 +85,8 @@ def main() -> None:
 def recipe_folders(study: Path) -> list[Path]:
     """The pretraining study's folders of one pretraining recipe each (``fast``,
     ``paper-visible``, ``fast+epochs=200...``), not its augmentation or subset folders."""
-    recipes = ("fast", "paper", "paper-visible")
     found = sorted(study.glob("*")) if study.is_dir() else []
-    return [d for d in found if d.is_dir() and d.name.split("+")[0] in recipes]
+    return [d for d in found if d.is_dir() and d.name.split("+")[0] in PRETRAINING_RECIPES]
 
 
 def model_key(record: dict) -> str:

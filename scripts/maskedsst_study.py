@@ -256,8 +256,10 @@ def pretraining_variant(args: argparse.Namespace, config: str) -> list[str]:
 def result_path(args: argparse.Namespace, scene: str, config: str) -> Path:
     """``<results>/<scene>[/<variant>]/<config>-seed<k>.json``, or for a subset
     ``<results>/label-efficiency/<N>px[/<variant>]/...``."""
-    top = args.results / ("label-efficiency" if args.subset else scene)
-    top = top / f"{args.subset}px" if args.subset else top
+    if args.subset:
+        top = args.results / "label-efficiency" / f"{args.subset}px"
+    else:
+        top = args.results / scene
     folder = top / "+".join(variant(args, config))
     return folder / f"{config}-seed{args.seed}.json"
 
