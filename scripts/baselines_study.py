@@ -20,7 +20,8 @@ test split stays the same, and the speed (that of the full split's models) is no
 ``shared/data/enmap_potsdam_tiles``: its ``train_files.csv`` tiles give the training
 labels, ``validation_files.csv`` the validation labels, ``test_files.csv`` the test
 labels), measures on the test tiles and the speed on the first test tile, and writes
-``<results>/enmap-<model>-seed<k>.json``.
+``<results>/enmap-<model>-seed<k>.json``; FactoFormer trains there with the engine's
+default recipe for a new scene (what ``python -m engine train`` uses: at most 2,000 steps).
 
 Examples:
     python scripts/baselines_study.py --models rf svm --seeds 0        # minutes
@@ -45,7 +46,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.config import CNN3D_RECIPES, PAPER_RECIPES  # noqa: E402
+from engine.config import (  # noqa: E402
+    CNN3D_RECIPES,
+    PAPER_RECIPES,
+    TrainingRecipe,
+    default_recipe,
+)
 from engine.data.scenes import Scene, load_indian_pines  # noqa: E402
 from engine.data.subsets import load_indian_pines_subset, subset_path  # noqa: E402
 from engine.data.training_set import TileFiles, TrainingSet, load_training_set  # noqa: E402
@@ -155,15 +161,24 @@ def train(
         details = {"config": config.to_dict(), "search": run.metadata.training["search"]}
         details["onnx_check"] = run.metadata.training["onnx_check"]
         return out / MODEL_NAME, run.seconds, details
-    named = CNN3D_RECIPES[spec.default_recipe] if spec.default_recipe else None
-    named = named or PAPER_RECIPES["indian_pines"]
-    recipe = replace(named, seed=seed, max_steps=args.max_steps)
+    recipe = replace(network_recipe(spec.default_recipe, data), seed=seed)
+    recipe = replace(recipe, max_steps=args.max_steps or recipe.max_steps)
     run = run_training(data, recipe, out, config, feedback=feedback, resume=True)
     model_id = f"{name}-{data.name}-seed{seed}".replace("_", "-")
     checkpoint, metadata = metadata_from_run(out, model_id)
     model = export_onnx(checkpoint, metadata, out / MODEL_NAME)
     details = {"config": config.to_dict(), "recipe": recipe.to_dict(), "steps": run.result.steps}
     return model, run.result.seconds, details
+
+
+def network_recipe(named: str | None, data: TrainingSet) -> TrainingRecipe:
+    """The model's own named recipe (3D-CNN), else FactoFormer's: the paper's on Indian
+    Pines, the engine's default for a new scene (``python -m engine train``) elsewhere."""
+    if named:
+        return CNN3D_RECIPES[named]
+    if data.name == "enmap_potsdam":
+        return default_recipe(len(data.train))
+    return PAPER_RECIPES["indian_pines"]
 
 
 def measure(
@@ -238,8 +253,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
-    if args.enmap and (args.subset or "factoformer" in args.models):
-        parser.error("--enmap runs rf, svm and cnn3d on the whole tile lists (no --subset)")
+    if args.enmap and args.subset:
+        parser.error("--enmap runs on the whole tile lists (no --subset)")
     folder = ROOT / "results" / ("baselines-smoke" if args.max_steps else "baselines")
     if args.subset:
         folder = folder / "label-efficiency"
