@@ -290,7 +290,7 @@ def _add_scene_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
-    from .config import PRETRAINING_RECIPES
+    from .config import DEFAULT_PRETRAINING_STEPS, DEFAULT_RECIPE_NAME, PRETRAINING_RECIPES
 
     g = p.add_argument_group("pixels (a benchmark scene's unlabelled pixels, or rasters)")
     g.add_argument("--dataset", choices=("indian_pines", "pavia_university", "houston2013"))
@@ -300,7 +300,11 @@ def _add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--branch", choices=("pixel", "band", "both"), default="both")
     p.add_argument("--output-dir", type=Path, required=True, help="pretraining run folder")
     p.add_argument(
-        "--recipe", choices=sorted(PRETRAINING_RECIPES), default="fast", help="default: fast"
+        "--recipe",
+        choices=(DEFAULT_RECIPE_NAME, *sorted(PRETRAINING_RECIPES)),
+        default=DEFAULT_RECIPE_NAME,
+        help="default: paper-visible (the paper's schedule, visible-only encoding) with at most "
+        f"{DEFAULT_PRETRAINING_STEPS:,} steps per branch (fewer epochs on larger scenes)",
     )
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -599,7 +603,12 @@ def _load_pretrained(args: argparse.Namespace) -> list:  # -> list[PretrainedBra
 def _pretrain(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .config import PRETRAINING_RECIPES, paper_encoder
+    from .config import (
+        DEFAULT_RECIPE_NAME,
+        PRETRAINING_RECIPES,
+        default_pretraining_recipe,
+        paper_encoder,
+    )
     from .pretraining.data import raster_pixels, scene_unlabelled_pixels
     from .pretraining.run import pretrain_branch
     from .training.trainer import configure_cpu
@@ -627,11 +636,17 @@ def _pretrain(args: argparse.Namespace) -> int:
         "drop_rate": args.dropout,
         "bf16": args.bf16,
     }
+    if args.recipe == DEFAULT_RECIPE_NAME:
+        named = default_pretraining_recipe(len(pixels), args.batch_size or 32)
+        if args.epochs:  # --epochs alone: the epochs, not the step budget
+            named = replace(named, max_steps=None)
+    else:
+        named = PRETRAINING_RECIPES[args.recipe]
     try:
         recipe = replace(
-            PRETRAINING_RECIPES[args.recipe],
+            named,
             seed=args.seed,
-            max_steps=args.max_steps,
+            max_steps=args.max_steps or named.max_steps,
             **{k: v for k, v in overrides.items() if v is not None},
         )
     except ValueError as exc:

@@ -66,6 +66,8 @@ def pretrain(
     _refuse(args, _FACTOFORMER_PRETRAIN_ONLY, "--model factoformer")
     if args.branch != "both":
         raise SystemExit("error: --branch applies to --model factoformer only")
+    if args.recipe != "default":
+        raise SystemExit("error: --recipe applies to --model factoformer only")
     patch = context_patch_size(MaskedSSTConfig.tile_size)
     if args.raster is not None:
         pixels, wavelengths = raster_pixels(args.raster, patch), _raster_wavelengths(args.raster)

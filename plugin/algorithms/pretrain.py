@@ -42,11 +42,12 @@ HELP = {
     "16 tiles on one core).",
     "BRANCH": "Which FactoFormer branches to pre-train (both by default). A MaskedSST is "
     "pre-trained whole: with MODEL_TYPE maskedsst a choice other than both is refused.",
-    "EPOCHS": "Epochs (per branch for factoformer); 0 = the recipe: factoformer's 'fast' "
-    "(60 epochs), maskedsst's 12 epochs of 800 tiles (600 steps).",
+    "EPOCHS": "Epochs (per branch for factoformer); 0 = the recipe: factoformer's is the "
+    "paper's schedule (200 epochs of 32 patches) within 66,800 steps per branch, so fewer "
+    "epochs on more than 10,688 pixels; maskedsst's is 12 epochs of 800 tiles (600 steps).",
     "MAX_STEPS": "Stop (each branch) after this many steps; 0 = no limit (smoke runs).",
     "BATCH_SIZE": "Samples per step: patches (factoformer) or 8x8 tiles (maskedsst); 0 = the "
-    "recipe's (128 patches, 16 tiles).",
+    "recipe's (32 patches, 16 tiles).",
     "SEED": "Seed of the weights, masks and batch order.",
     "RESUME": "Continue the run in the output folder from its last finished epoch.",
 }

@@ -433,6 +433,8 @@ def test_command_line_pretrain_train_evaluate_export(synthetic_scene_files, tmp_
     assert main([*argv, *common, "--resume"]) == 0  # the finished run resumes to its end
     with pytest.raises(SystemExit, match="--loss apply to --model factoformer only"):
         main([*argv, "--loss", "masked"])
+    with pytest.raises(SystemExit, match="--recipe applies to --model factoformer only"):
+        main([*argv, "--recipe", "paper-visible"])
     with pytest.raises(SystemExit, match="--masking apply to --model maskedsst only"):
         main(
             [

@@ -13,7 +13,13 @@ import pytest
 import torch
 from helpers import REPO, TINY_CONFIG
 
-from engine.config import FactoFormerConfig, PretrainingRecipe, TrainingRecipe
+from engine.config import (
+    PRETRAINING_RECIPES,
+    FactoFormerConfig,
+    PretrainingRecipe,
+    TrainingRecipe,
+    default_pretraining_recipe,
+)
 from engine.data.classes import make_classes
 from engine.data.prepared import PreparedScene
 from engine.data.scenes import Scene, load_raster_scene
@@ -276,6 +282,16 @@ def test_cli_pretrain_then_train_pretrained_then_export(synthetic_scene_files, t
     props = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
     training = json.loads(props["training"])
     assert set(training["pretraining"]["branches"]) == {"pixel", "band"}
+
+
+def test_default_recipe_is_the_paper_schedule_on_indian_pines_and_a_step_budget_beyond():
+    indian_pines = default_pretraining_recipe(10_659)  # 334 batches of 32
+    assert replace(indian_pines, max_steps=None) == PRETRAINING_RECIPES["paper-visible"]
+    assert indian_pines.epochs * 334 == indian_pines.max_steps == 66_800
+    large = default_pretraining_recipe(1_000_000)  # 31,250 batches: 2 whole epochs fit
+    assert (large.epochs, large.max_steps) == (2, 66_800)
+    huge = default_pretraining_recipe(5_000_000)  # one epoch is over the budget
+    assert (huge.epochs, huge.max_steps) == (1, 66_800)
 
 
 def test_cli_pretrain_refuses_bad_input_in_one_line(tmp_path, synthetic_scene_files):
