@@ -78,11 +78,11 @@ def matmul_flops_per_pixel(arch: dict, cls_only_last: bool = True) -> tuple[floa
 def all_tokens_export(source: Path, path: Path) -> Path:
     """The model as exported before the cls-only last block: every token through every
     block (same weights, read back from ``source``)."""
+    import torch
+
     from engine.export.model_file import read_metadata
     from engine.export.onnx import export_network
     from engine.export.onnx_weights import factoformer_from_onnx
-    import torch
-
     from engine.models import FactoFormer
 
     class AllTokens(FactoFormer):
