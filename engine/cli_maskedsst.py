@@ -64,7 +64,7 @@ def pretrain(
     from .pretraining.maskedsst import pretrain_maskedsst
 
     _refuse(args, _FACTOFORMER_PRETRAIN_ONLY, "--model factoformer")
-    if args.branch != "both":
+    if args.branch is not None:
         raise SystemExit("error: --branch applies to --model factoformer only")
     if args.recipe != "default":
         raise SystemExit("error: --recipe applies to --model factoformer only")

@@ -294,6 +294,18 @@ def test_default_recipe_is_the_paper_schedule_on_indian_pines_and_a_step_budget_
     assert (huge.epochs, huge.max_steps) == (1, 66_800)
 
 
+def test_cli_pretrain_defaults_to_the_pixel_branch_and_the_default_recipe(
+    synthetic_scene_files, tmp_path
+):
+    raster = str(synthetic_scene_files["raster"])
+    proc = _cli("pretrain", "--raster", raster, "--output-dir", str(tmp_path), "--max-steps", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert [b.branch for b in load_run(tmp_path)] == ["pixel"]
+    recipe = load_branch(tmp_path, "pixel").provenance["recipe"]
+    expected = replace(default_pretraining_recipe(24 * 30), max_steps=1)
+    assert recipe == expected.to_dict() and recipe["epochs"] == 200
+
+
 def test_cli_pretrain_refuses_bad_input_in_one_line(tmp_path, synthetic_scene_files):
     proc = _cli("pretrain", "--raster", str(tmp_path / "none.tif"), "--output-dir", str(tmp_path))
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr

@@ -87,6 +87,7 @@ def pretrained(plugin_module, qgis_processing, tmp_path_factory):
                 {
                     "INPUT": [str(BUNDLED_SCENE)],
                     "OUTPUT": str(folder),
+                    "BRANCH": 0,  # both
                     "MAX_STEPS": 2,
                     "BATCH_SIZE": 32,
                 },
@@ -260,6 +261,7 @@ def test_workflow_through_qgis_process(qgis_env, fields, tmp_path):  # noqa: F81
         "factoformer:pretrain",
         f"INPUT={BUNDLED_SCENE}",
         f"OUTPUT={pre}",
+        "BRANCH=0",
         "MAX_STEPS=1",
         "BATCH_SIZE=32",
     )

@@ -211,7 +211,7 @@ def test_a_pretraining_run_of_the_other_model_is_refused(
 
 def test_pretrain_maskedsst_refuses_a_branch_choice(run, crop, tmp_path):
     params = {"INPUT": [str(crop["scene"])], "OUTPUT": str(tmp_path / "pre"), "MODEL_TYPE": 1}
-    _refused(run, "factoformer:pretrain", {**params, "BRANCH": 1}, tmp_path, "BRANCH pixel applies")
+    _refused(run, "factoformer:pretrain", {**params, "BRANCH": 0}, tmp_path, "BRANCH both applies")
 
 
 def test_train_tab_offers_the_algorithms_model_types(
