@@ -13,7 +13,6 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from . import cli_classify, cli_maskedsst
 from .config import CNN3D_RECIPES, DEFAULT_RECIPE_NAME, DEFAULT_STEP_BUDGET, PAPER_RECIPES
@@ -736,6 +735,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from .data.labels import renamed_classes
     from .export.onnx import export_onnx, max_logit_difference, metadata_from_run
     from .export.precision import check_precision
     from .training.classical import export_classical, is_classical_run
@@ -745,7 +745,12 @@ def _export(args: argparse.Namespace) -> int:
         if precision != "fp32":
             raise PrecisionError("random forest and SVM models are exported in fp32 only")
         path = export_classical(
-            args.checkpoint, args.output, args.model_id, args.model_version, args.description
+            args.checkpoint,
+            args.output,
+            args.model_id,
+            args.model_version,
+            args.description,
+            args.classes,
         )
         print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
         return 0
@@ -764,26 +769,6 @@ def _export(args: argparse.Namespace) -> int:
         f"ONNX Runtime vs PyTorch on {len(patches)} patches: {diff:.2e}"
     )
     return 0 if diff <= 1e-4 else 3
-
-
-def renamed_classes(classes: tuple[Any, ...], table: Path) -> tuple[Any, ...]:
-    """The model's classes with the names (and colours) of a class table CSV.
-
-    Raises:
-        InputDataError: the table does not list exactly the model's class values.
-    """
-    from .data.classes import ClassInfo
-    from .data.labels import read_classes_csv
-
-    named = read_classes_csv(table)
-    values = {c.value for c in classes}
-    if set(named) != values:
-        raise InputDataError(
-            f"{table.name} lists classes {sorted(named)}, the model has {sorted(values)}"
-        )
-    return tuple(
-        ClassInfo(c.value, named[c.value][0], named[c.value][1] or c.color) for c in classes
-    )
 
 
 def _export_quantized(ckpt, meta, args: argparse.Namespace, precision: str) -> int:

@@ -216,3 +216,22 @@ def _is_color(text: str | None) -> bool:
     if not text or len(text) != 7 or not text.startswith("#"):
         return False
     return all(ch in "0123456789abcdefABCDEF" for ch in text[1:])
+
+
+def renamed_classes(
+    classes: Sequence[ClassInfo], table: str | os.PathLike[str]
+) -> tuple[ClassInfo, ...]:
+    """The model's classes with the names (and colours) of a class table CSV.
+
+    Raises:
+        InputDataError: the table does not list exactly the model's class values.
+    """
+    named = read_classes_csv(table)
+    values = {c.value for c in classes}
+    if set(named) != values:
+        raise InputDataError(
+            f"{Path(table).name} lists classes {sorted(named)}, the model has {sorted(values)}"
+        )
+    return tuple(
+        ClassInfo(c.value, named[c.value][0], named[c.value][1] or c.color) for c in classes
+    )

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from ..data.labels import renamed_classes
 from ..data.training_set import TrainingSet
 from ..errors import InputDataError, ModelLoadError
 from ..evaluation import evaluate_pixels
@@ -38,6 +39,7 @@ from ..models.classical import (
     to_onnx,
 )
 from ..progress import Feedback
+from .checkpoint import CHECKPOINT_NAME
 
 MODEL_NAME = "model.onnx"
 CONFIG_NAME = "config.json"
@@ -213,8 +215,9 @@ def save_classical_run(output_dir: str | os.PathLike[str], run: ClassicalRun) ->
 
 
 def is_classical_run(path: str | os.PathLike[str]) -> bool:
-    """True for a run folder written by :func:`save_classical_run`."""
-    return (Path(path) / MODEL_NAME).is_file()
+    """True for a run folder written by :func:`save_classical_run`: its model is the ONNX
+    file itself. A network's run keeps its checkpoint, beside any ONNX file exported into it."""
+    return (Path(path) / MODEL_NAME).is_file() and not (Path(path) / CHECKPOINT_NAME).is_file()
 
 
 def export_classical(
@@ -223,8 +226,10 @@ def export_classical(
     model_id: str,
     model_version: str = "1.0.0",
     description: str = "",
+    classes_csv: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """Copy the run's ONNX model to ``output`` with a new id, version and description."""
+    """Copy the run's ONNX model to ``output`` with a new id, version and description, and
+    the class names (and colours) of ``classes_csv`` when given."""
     source = Path(run_dir) / MODEL_NAME
     if not source.is_file():
         raise ModelLoadError(f"{run_dir} is not a random forest / SVM run folder (no {MODEL_NAME})")
@@ -232,4 +237,6 @@ def export_classical(
     meta = dataclasses.replace(
         meta, model_id=model_id, model_version=model_version, description=description
     )
+    if classes_csv is not None:
+        meta = dataclasses.replace(meta, classes=renamed_classes(meta.classes, classes_csv))
     return write_model(proto, meta, output)

@@ -132,6 +132,12 @@ def test_classify_bundled_scene_with_exported_forest(pines, runs, tmp_path):
     meta = OnnxClassifier(model).metadata
     assert (meta.model_id, meta.model_version, meta.description) == ("rf-test", "2.0.0", "tiny")
     assert meta.metrics["test"]["pixels"] == len(pines.test)
+    table = tmp_path / "classes.csv"
+    table.write_text("".join(f"{v},field {v}\n" for v in range(1, 17)))
+    renamed = export_classical(run.output_dir, tmp_path / "named.onnx", "rf", classes_csv=table)
+    assert [c.name for c in OnnxClassifier(renamed).metadata.classes] == [
+        f"field {v}" for v in range(1, 17)
+    ]
     out, confidence = tmp_path / "classes.tif", tmp_path / "confidence.tif"
     report = classify_raster(BUNDLED_SCENE, model, out, confidence=confidence)
     assert report.classified_pixels == 145 * 145

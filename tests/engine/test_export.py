@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -208,6 +209,23 @@ def test_export_names_the_classes_from_a_table(ip_smoke_model, tmp_path):
     classes = OnnxClassifier(tmp_path / "m.onnx").metadata.classes
     assert [c.name for c in classes] == [f"crop {v}" for v in range(1, 17)]
     assert classes[2].color == "#00ff00" and classes[3].color == before[4]
+
+
+def test_a_network_run_with_an_onnx_file_inside_is_exported_from_its_checkpoint(
+    ip_smoke_model, tmp_path
+):
+    """A study that exports into its run folder (model.onnx beside checkpoint.pt) is
+    still a network run: re-exported from the checkpoint, classes renamed, parity checked."""
+    run = tmp_path / "run"
+    shutil.copytree(ip_smoke_model.run_dir, run)
+    shutil.copy(ip_smoke_model.onnx, run / "model.onnx")
+    table = tmp_path / "classes.csv"
+    table.write_text("".join(f"{v},crop {v}\n" for v in range(1, 17)))
+    proc = _export_cli(run, tmp_path / "m.onnx", "--classes", str(table))
+    assert proc.returncode == 0, proc.stderr
+    assert "max |logit| difference" in proc.stdout
+    meta = OnnxClassifier(tmp_path / "m.onnx").metadata
+    assert meta.model_id == "named" and meta.classes[0].name == "crop 1"
 
 
 def test_export_refuses_a_class_table_that_does_not_fit_the_model(ip_smoke_model, tmp_path):
