@@ -19,8 +19,8 @@ MAX_RECENT = 10
 
 
 def shipped_models() -> list[Path]:
-    """The ONNX models bundled with the plugin."""
-    return sorted(SHIPPED_MODEL.parent.glob("*.onnx"))
+    """The ONNX models bundled with the plugin, the default one first, then by name."""
+    return sorted(SHIPPED_MODEL.parent.glob("*.onnx"), key=lambda p: (p != SHIPPED_MODEL, p.name))
 
 
 def recent_models(settings: QgsSettings) -> list[str]:

@@ -61,13 +61,17 @@ def test_card_shows_classes_with_swatches_escaped_names_and_precision(precision)
     assert "<b>potsdam</b>" in card and "Roof <b>" not in card
 
 
-def test_the_shipped_enmap_model_describes_its_sensor_and_classes():
+@pytest.mark.parametrize(
+    ("name", "model_type", "prediction"),
+    [("factoformer", "FactoFormer", "centre"), ("maskedsst", "MaskedSST", "dense")],
+)
+def test_the_shipped_enmap_models_describe_their_sensor_and_classes(name, model_type, prediction):
     from helpers import REPO
 
     from engine.infer.model import OnnxClassifier
 
-    meta = OnnxClassifier(REPO / "models" / "maskedsst_enmap_potsdam.onnx").metadata
-    assert meta.model_type == "MaskedSST" and meta.prediction == "dense"
+    meta = OnnxClassifier(REPO / "models" / f"{name}_enmap_potsdam.onnx").metadata
+    assert meta.model_type == model_type and meta.prediction == prediction
     assert [c.name for c in meta.classes] == [
         "roof",
         "pavement",

@@ -38,7 +38,11 @@ def test_picker_lists_shipped_and_recent_models_and_shows_the_card(
         picker = dock.model_widget
         shipped = picker.paths()
         names = [Path(p).name for p in shipped]
-        assert names == ["factoformer_indian_pines.onnx", "maskedsst_enmap_potsdam.onnx"]
+        assert names == [
+            "factoformer_indian_pines.onnx",  # the default first, then by name
+            "factoformer_enmap_potsdam.onnx",
+            "maskedsst_enmap_potsdam.onnx",
+        ]
         assert picker.filePath() == shipped[0]  # the default: the Indian Pines model
         assert "&nbsp;Corn-notill" in dock.model_card.text()
         assert "Test: OA 90.0 %" in dock.model_card.text()

@@ -290,19 +290,21 @@ ENMAP_TILES = SHARED_DATA / "enmap_potsdam_tiles"
     not ENMAP_TILES.is_dir(),
     reason=f"EnMAP tiles {ENMAP_TILES} are absent (only in the development checkout)",
 )
-def test_shipped_enmap_model_maps_an_enmap_test_tile(qgis_env, tmp_path):
-    """The shipped MaskedSST reads an EnMAP L2A tile by wavelength (218 of its 224 bands)
-    and writes a styled land-cover map that mostly agrees with the tile's labels."""
+@pytest.mark.parametrize("model", ["factoformer_enmap_potsdam", "maskedsst_enmap_potsdam"])
+def test_shipped_enmap_model_maps_an_enmap_test_tile(qgis_env, tmp_path, model):
+    """Each shipped EnMAP model (FactoFormer; the dense MaskedSST) reads an EnMAP L2A tile
+    by wavelength (218 of its 224 bands) and writes a styled land-cover map that mostly
+    agrees with the tile's labels."""
     tile = ENMAP_TILES / "images" / "enmap_potsdam_tile_160_96.tif"  # a test-list tile
     out = tmp_path / "landcover.tif"
     result = _run_json(
         qgis_env,
         "factoformer:classify",
         f"INPUT={tile}",
-        f"MODEL={REPO / 'models' / 'maskedsst_enmap_potsdam.onnx'}",
+        f"MODEL={REPO / 'models' / f'{model}.onnx'}",
         f"OUTPUT={out}",
     )
-    assert result["MODEL_ID"] == "maskedsst-enmap-potsdam"
+    assert result["MODEL_ID"] == model.replace("_", "-")
     classes, labels = read_raster(out), read_raster(ENMAP_TILES / "labels" / tile.name)
     assert set(np.unique(classes)) <= set(range(1, 7))
     labelled = labels > 0
