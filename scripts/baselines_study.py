@@ -21,7 +21,9 @@ test split stays the same, and the speed (that of the full split's models) is no
 labels, ``validation_files.csv`` the validation labels, ``test_files.csv`` the test
 labels), measures on the test tiles and the speed on the first test tile, and writes
 ``<results>/enmap-<model>-seed<k>.json``; FactoFormer trains there with the engine's
-default recipe for a new scene (what ``python -m engine train`` uses: at most 2,000 steps).
+default recipe for a new scene (what ``python -m engine train`` uses: at most 2,000 steps);
+``factoformer-pixel`` pre-trains its pixel branch first on every valid pixel of the 18
+tiles with the engine's default pretraining recipe (no label read), then does the same.
 
 Examples:
     python scripts/baselines_study.py --models rf svm --seeds 0        # minutes
@@ -50,7 +52,9 @@ from engine.config import (  # noqa: E402
     CNN3D_RECIPES,
     PAPER_RECIPES,
     TrainingRecipe,
+    default_pretraining_recipe,
     default_recipe,
+    paper_encoder,
 )
 from engine.data.scenes import Scene, load_indian_pines  # noqa: E402
 from engine.data.subsets import load_indian_pines_subset, subset_path  # noqa: E402
@@ -60,14 +64,19 @@ from engine.export.onnx import export_onnx, metadata_from_run  # noqa: E402
 from engine.infer.classify import DEFAULT_BATCH_SIZE, classify_raster  # noqa: E402
 from engine.infer.model import OnnxClassifier  # noqa: E402
 from engine.models.registry import model_spec  # noqa: E402
-from engine.pretraining.run import hardware  # noqa: E402
+from engine.pretraining.data import raster_pixels  # noqa: E402
+from engine.pretraining.run import hardware, pretrain_branch  # noqa: E402
+from engine.pretraining.transfer import ENCODER_NAME, PretrainedBranch, load_branch  # noqa: E402
 from engine.progress import ProgressBar, SilentFeedback  # noqa: E402
 from engine.system import available_cores  # noqa: E402
 from engine.training.classical import MODEL_NAME, run_classical  # noqa: E402
 from engine.training.run import run_training  # noqa: E402
 from engine.training.trainer import configure_cpu  # noqa: E402
 
-MODELS = ("rf", "svm", "cnn3d", "factoformer")
+MODELS = ("rf", "svm", "cnn3d", "factoformer", "factoformer-pixel")
+# factoformer-pixel: the pixel branch pre-trained first (EnMAP only); its result rows are
+# named by the pretraining recipe, as the pretraining study's are.
+RECORD_NAMES = {"factoformer-pixel": "factoformer-pixel/default"}
 BUNDLED_SCENE = ROOT / "resources" / "indian_pines" / "indian_pines.tif"
 
 
@@ -84,7 +93,7 @@ def main() -> None:
                 print(f"{path} exists; skipped", file=sys.stderr)
                 continue
             print(f"training {tag}", file=sys.stderr)
-            patch_size = model_spec(name).patch_size
+            patch_size = model_spec(architecture(name)).patch_size
             if args.enmap:
                 data, raster = enmap_data(args.enmap, patch_size), enmap_tiles(args.enmap)[2][0]
             else:
@@ -92,7 +101,9 @@ def main() -> None:
                 data = TrainingSet.from_scene(scene, patch_size)
                 raster = None if subset else BUNDLED_SCENE  # the speed is the full split's
             model, seconds, details = train(name, data, seed, args.runs / tag, args)
-            record = measure(name, seed, data, model, seconds, details, raster)
+            record = measure(
+                RECORD_NAMES.get(name, name), seed, data, model, seconds, details, raster
+            )
             if subset:
                 record["subset"] = subset_record(scene, subset, seed)
             write_json(path, record)
@@ -151,8 +162,9 @@ def subset_record(scene: Scene, per_class: int, seed: int) -> dict[str, Any]:
 def train(
     name: str, data: TrainingSet, seed: int, out: Path, args: argparse.Namespace
 ) -> tuple[Path, float, dict[str, Any]]:
-    """Train one model; returns its ONNX file, the training wall time and what was chosen."""
-    spec = model_spec(name)
+    """Train one model; returns its ONNX file, the training wall time (pretraining
+    included) and what was chosen."""
+    spec = model_spec(architecture(name))
     config = spec.config(data.num_bands, data.num_classes)
     feedback = SilentFeedback() if args.quiet else ProgressBar(f"{name} seed {seed}")
     if spec.family == "sklearn":
@@ -163,12 +175,42 @@ def train(
         return out / MODEL_NAME, run.seconds, details
     recipe = replace(network_recipe(spec.default_recipe, data), seed=seed)
     recipe = replace(recipe, max_steps=args.max_steps or recipe.max_steps)
-    run = run_training(data, recipe, out, config, feedback=feedback, resume=True)
+    details: dict[str, Any] = {"config": config.to_dict(), "recipe": recipe.to_dict()}
+    pretrained, pretraining_seconds = [], 0.0
+    if name == "factoformer-pixel":
+        branch = pixel_branch(data, seed, out / "pretraining", args, feedback)
+        pretrained, pretraining_seconds = [branch], branch.provenance["seconds"]
+        details["pretraining"] = {
+            k: branch.provenance[k] for k in ("recipe", "steps", "epochs", "seconds", "pixels")
+        }
+    run = run_training(
+        data, recipe, out, config, pretrained=pretrained, feedback=feedback, resume=True
+    )
     model_id = f"{name}-{data.name}-seed{seed}".replace("_", "-")
     checkpoint, metadata = metadata_from_run(out, model_id)
     model = export_onnx(checkpoint, metadata, out / MODEL_NAME)
-    details = {"config": config.to_dict(), "recipe": recipe.to_dict(), "steps": run.result.steps}
-    return model, run.result.seconds, details
+    details["steps"] = run.result.steps
+    return model, pretraining_seconds + run.result.seconds, details
+
+
+def architecture(name: str) -> str:
+    """The registered model a study name trains (``factoformer-pixel``: ``factoformer``)."""
+    return name.removesuffix("-pixel")
+
+
+def pixel_branch(
+    data: TrainingSet, seed: int, out: Path, args: argparse.Namespace, feedback
+) -> PretrainedBranch:
+    """FactoFormer's pixel branch pre-trained with the engine's default recipe on every
+    valid pixel of ``data``'s rasters (train, validation and test tiles alike: no label
+    is read), as ``python -m engine pretrain --raster`` does; resumed in ``out``."""
+    if (out / "pixel" / ENCODER_NAME).exists():
+        return load_branch(out, "pixel")
+    pixels = raster_pixels([tile.raster for tile in data.tiles], data.patch_size)
+    recipe = replace(default_pretraining_recipe(len(pixels)), seed=seed)
+    recipe = replace(recipe, max_steps=args.max_steps or recipe.max_steps)
+    config = paper_encoder(pixels.num_bands, "pixel", pixels.patch_size)
+    return pretrain_branch(pixels, config, recipe, out, feedback, resume=True)
 
 
 def network_recipe(named: str | None, data: TrainingSet) -> TrainingRecipe:
@@ -255,6 +297,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.enmap and args.subset:
         parser.error("--enmap runs on the whole tile lists (no --subset)")
+    if "factoformer-pixel" in args.models and not args.enmap:
+        parser.error("factoformer-pixel runs with --enmap; on Indian Pines: pretrain_study.py")
     folder = ROOT / "results" / ("baselines-smoke" if args.max_steps else "baselines")
     if args.subset:
         folder = folder / "label-efficiency"
