@@ -31,6 +31,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "factoformer") -> int:
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except SystemExit as exc:  # raise SystemExit("error: ..."): options that do not go together
+        if not isinstance(exc.code, str):
+            raise
+        print(exc.code, file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
