@@ -1,8 +1,9 @@
 """The training workflow in QGIS, end to end and timed, through ``qgis_process``.
 
 On the bundled Indian Pines scene: the training split as polygons (one per 4-connected
-field, a GeoPackage with an integer ``crop`` field) -> ``factoformer:pretrain`` ->
-``factoformer:train`` (from the polygons, with the pre-trained branches) ->
+field, a GeoPackage with an integer ``crop`` field) -> ``factoformer:pretrain`` (its
+default branches: the pixel branch) -> ``factoformer:train`` (from the polygons and the
+pre-trained branch) ->
 ``factoformer:classify`` -> ``factoformer:assess`` against the test split. Prints each
 step's wall time and the test accuracy, and writes them to ``<output-dir>/workflow.json``.
 
