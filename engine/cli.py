@@ -311,9 +311,9 @@ def _add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--recipe",
         choices=(DEFAULT_RECIPE_NAME, *sorted(PRETRAINING_RECIPES)),
-        default=DEFAULT_RECIPE_NAME,
-        help="default: paper-visible (the paper's schedule, visible-only encoding) with at most "
-        f"{DEFAULT_PRETRAINING_STEPS:,} steps per branch (fewer epochs on larger scenes)",
+        help=f"default: {DEFAULT_RECIPE_NAME}, which is paper-visible (the paper's schedule, "
+        f"visible-only encoding) with at most {DEFAULT_PRETRAINING_STEPS:,} steps per branch "
+        "(fewer epochs on larger scenes)",
     )
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -645,7 +645,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         "drop_rate": args.dropout,
         "bf16": args.bf16,
     }
-    if args.recipe == DEFAULT_RECIPE_NAME:
+    if args.recipe in (None, DEFAULT_RECIPE_NAME):
         named = default_pretraining_recipe(len(pixels), args.batch_size or 32)
         if args.epochs:  # --epochs alone: the epochs, not the step budget
             named = replace(named, max_steps=None)

@@ -14,7 +14,8 @@ from typing import Any
 from .progress import Feedback
 
 # Options of one pretraining that have no meaning for the other (all default None).
-_FACTOFORMER_PRETRAIN_ONLY = ("loss", "masks", "encoder", "decoder_depth", "dropout")
+_FACTOFORMER_PRETRAIN_ONLY = ("branch", "recipe", "loss", "masks", "encoder", "decoder_depth")
+_FACTOFORMER_PRETRAIN_ONLY += ("dropout",)
 _MASKEDSST_PRETRAIN_ONLY = ("masking", "mask_unit", "tiles_per_epoch", "grad_clip")
 _MASKEDSST_PRETRAIN_ONLY += ("pos_embedding",)
 # Options of ``train`` for MaskedSST only (engine.cli refuses them for other models).
@@ -64,10 +65,6 @@ def pretrain(
     from .pretraining.maskedsst import pretrain_maskedsst
 
     _refuse(args, _FACTOFORMER_PRETRAIN_ONLY, "--model factoformer")
-    if args.branch is not None:
-        raise SystemExit("error: --branch applies to --model factoformer only")
-    if args.recipe != "default":
-        raise SystemExit("error: --recipe applies to --model factoformer only")
     patch = context_patch_size(MaskedSSTConfig.tile_size)
     if args.raster is not None:
         pixels, wavelengths = raster_pixels(args.raster, patch), _raster_wavelengths(args.raster)

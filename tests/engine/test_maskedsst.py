@@ -434,7 +434,8 @@ def test_command_line_pretrain_train_evaluate_export(synthetic_scene_files, tmp_
     capsys.readouterr()
     for extra, message in (
         (["--loss", "masked"], "error: --loss apply to --model factoformer only"),
-        (["--recipe", "paper-visible"], "error: --recipe applies to --model factoformer only"),
+        (["--recipe", "paper-visible"], "error: --recipe apply to --model factoformer only"),
+        (["--branch", "pixel"], "error: --branch apply to --model factoformer only"),
     ):
         assert main([*argv, *extra]) == 2
         assert capsys.readouterr().err.strip() == message
