@@ -54,7 +54,6 @@ from engine.config import (  # noqa: E402
     TrainingRecipe,
     default_pretraining_recipe,
     default_recipe,
-    paper_encoder,
 )
 from engine.data.scenes import Scene, load_indian_pines  # noqa: E402
 from engine.data.subsets import load_indian_pines_subset, subset_path  # noqa: E402
@@ -65,8 +64,8 @@ from engine.infer.classify import DEFAULT_BATCH_SIZE, classify_raster  # noqa: E
 from engine.infer.model import OnnxClassifier  # noqa: E402
 from engine.models.registry import model_spec  # noqa: E402
 from engine.pretraining.data import raster_pixels  # noqa: E402
-from engine.pretraining.run import hardware, pretrain_branch  # noqa: E402
-from engine.pretraining.transfer import ENCODER_NAME, PretrainedBranch, load_branch  # noqa: E402
+from engine.pretraining.run import finished_or_pretrained, hardware  # noqa: E402
+from engine.pretraining.transfer import PretrainedBranch  # noqa: E402
 from engine.progress import ProgressBar, SilentFeedback  # noqa: E402
 from engine.system import available_cores  # noqa: E402
 from engine.training.classical import MODEL_NAME, run_classical  # noqa: E402
@@ -204,13 +203,10 @@ def pixel_branch(
     """FactoFormer's pixel branch pre-trained with the engine's default recipe on every
     valid pixel of ``data``'s rasters (train, validation and test tiles alike: no label
     is read), as ``python -m engine pretrain --raster`` does; resumed in ``out``."""
-    if (out / "pixel" / ENCODER_NAME).exists():
-        return load_branch(out, "pixel")
     pixels = raster_pixels([tile.raster for tile in data.tiles], data.patch_size)
     recipe = replace(default_pretraining_recipe(len(pixels)), seed=seed)
     recipe = replace(recipe, max_steps=args.max_steps or recipe.max_steps)
-    config = paper_encoder(pixels.num_bands, "pixel", pixels.patch_size)
-    return pretrain_branch(pixels, config, recipe, out, feedback, resume=True)
+    return finished_or_pretrained(out, "pixel", recipe, lambda: pixels, feedback)
 
 
 def network_recipe(named: str | None, data: TrainingSet) -> TrainingRecipe:

@@ -39,15 +39,15 @@ from engine.config import (  # noqa: E402
     PRETRAINING_RECIPES,
     PretrainingRecipe,
     TrainingRecipe,
-    paper_encoder,
 )
 from engine.data.scenes import Scene, load_indian_pines  # noqa: E402
 from engine.data.subsets import SUBSET_BUDGETS, subset_path, with_subset  # noqa: E402
 from engine.data.validation import carve_validation  # noqa: E402
 from engine.pretraining.data import scene_unlabelled_pixels  # noqa: E402
-from engine.pretraining.run import hardware, pretrain_branch  # noqa: E402
-from engine.pretraining.transfer import ENCODER_NAME, PretrainedBranch, load_branch  # noqa: E402
+from engine.pretraining.run import finished_or_pretrained, hardware  # noqa: E402
+from engine.pretraining.transfer import PretrainedBranch  # noqa: E402
 from engine.progress import ProgressBar, SilentFeedback  # noqa: E402
+from engine.training.loop import same_recipe  # noqa: E402
 from engine.training.run import run_training  # noqa: E402
 from engine.training.trainer import configure_cpu  # noqa: E402
 
@@ -240,28 +240,15 @@ def done(
     return True
 
 
-def same_recipe(stored: dict, recipe: TrainingRecipe | PretrainingRecipe) -> bool:
-    """``stored`` is ``recipe``, allowing fields added since that left their defaults."""
-    current, defaults = recipe.to_dict(), type(recipe)().to_dict()
-    return set(stored) <= set(current) and all(
-        stored[k] == v if k in stored else v == defaults[k] for k, v in current.items()
-    )
-
-
 def pretrained_branch(
     scene: Scene, branch: str, recipe: PretrainingRecipe, runs: Path, args: argparse.Namespace
 ) -> PretrainedBranch:
     """The branch pre-trained in ``runs`` (resuming or starting it when it is not done)."""
-    if (runs / branch / ENCODER_NAME).exists():
-        pretrained = load_branch(runs, branch)
-        if not same_recipe(pretrained.provenance["recipe"], recipe):
-            raise SystemExit(f"error: {runs / branch} was made with another recipe; use --runs")
-        return pretrained
-    print(f"pretraining the {branch} branch (seed {recipe.seed})", file=sys.stderr)
-    pixels = scene_unlabelled_pixels(scene)
-    config = paper_encoder(pixels.num_bands, branch, pixels.patch_size)
+    print(f"{branch} branch (seed {recipe.seed}) in {runs}", file=sys.stderr)
     feedback = SilentFeedback() if args.quiet else ProgressBar(f"pretrain {branch}")
-    return pretrain_branch(pixels, config, recipe, runs, feedback, resume=True)
+    return finished_or_pretrained(
+        runs, branch, recipe, lambda: scene_unlabelled_pixels(scene), feedback
+    )
 
 
 def result_path(results: Path, variant: str, config: str, seed: int) -> Path:

@@ -2,9 +2,12 @@
 
 Usage: python scripts/results_table.py runs/indian_pines-seed*
        python scripts/results_table.py --study results/pretraining [more folders or .json]
+       python scripts/results_table.py --ablation results/pretraining/validation
 The standard deviation is the sample one (ddof=1). ``--study`` reads the JSON results of
 ``scripts/pretrain_study.py`` (folders are searched recursively) and prints one row per
-evaluation set, configuration and pretraining variant.
+evaluation set, configuration and pretraining variant. ``--ablation`` prints the pretraining
+choices (encoder, masks, loss) side by side: validation results of the pixel branch on the
+full split, one row per recipe, with the scratch run as the reference.
 """
 
 from __future__ import annotations
@@ -20,9 +23,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--study", action="store_true", help="pretrain_study.py results")
+    parser.add_argument("--ablation", action="store_true", help="pretraining choices")
     args = parser.parse_args()
     if args.study:
         study_table(args.runs)
+        return
+    if args.ablation:
+        ablation_table(args.runs)
         return
     rows = []
     for run in sorted(args.runs):
@@ -46,12 +53,48 @@ STUDY_ORDER = ("scratch", "pixel", "band", "both")
 FULL_SPLIT = 10**6  # sorts the full training split after the label-efficiency subsets
 
 
+def study_results(paths: list[Path]) -> list[dict]:
+    """Every JSON result under ``paths`` (folders searched recursively)."""
+    files = [f for p in paths for f in (sorted(p.rglob("*.json")) if p.is_dir() else [p])]
+    return [json.loads(f.read_text()) for f in files]
+
+
+def percentages(r: dict) -> list[float]:
+    return [100 * r["metrics"][k] for k in ("overall_accuracy", "average_accuracy", "kappa")]
+
+
+def ablation_table(paths: list[Path]) -> None:
+    """Validation results of the pixel branch on the full split, one row per recipe."""
+    rows = [
+        r
+        for r in study_results(paths)
+        if r["evaluated_on"] == "validation"
+        and r["config"] in ("scratch", "pixel")
+        and not r.get("subset")
+        and r["fine_tuning_recipe"].get("augment", "none") == "none"
+    ]
+    print(
+        "| pretraining | encoder | masks | loss | seeds | validation OA % | AA % | kappa % "
+        "| pixel-branch pretraining, wall (min) |"
+    )
+    print("|---|---|---|---|---:|---:|---:|---:|---:|")
+    for r in sorted(rows, key=lambda r: (r["config"] != "scratch", r["variant"] or "")):
+        cells = " | ".join(f"{v:.2f}" for v in percentages(r))
+        if r["config"] == "scratch":
+            print(f"| none (scratch) | - | - | - | {r['seed']} | {cells} | - |")
+            continue
+        recipe = r["pretraining_recipe"]
+        minutes = r["seconds"]["pretrain_pixel"] / 60
+        print(
+            f"| {r['variant']} | {recipe['encoder']} | {recipe['masks']} | {recipe['loss']} "
+            f"| {r['seed']} | {cells} | {minutes:.1f} |"
+        )
+
+
 def study_table(paths: list[Path]) -> None:
     """One row per (evaluation set, configuration, variant): mean ± std over seeds."""
-    files = [f for p in paths for f in (sorted(p.rglob("*.json")) if p.is_dir() else [p])]
     groups: dict[tuple[str, int, str, int, str, str], list[dict]] = {}
-    for f in files:
-        r = json.loads(f.read_text())
+    for r in study_results(paths):
         subset = (r.get("subset") or {}).get("per_class") or FULL_SPLIT
         augment = r["fine_tuning_recipe"].get("augment", "none")
         order = STUDY_ORDER.index(r["config"])
@@ -63,12 +106,7 @@ def study_table(paths: list[Path]) -> None:
     )
     print("|---|---:|---|---|---|---:|---:|---:|---:|---:|")
     for (evaluated, subset, augment, _, config, variant), rows in sorted(groups.items()):
-        values = 100 * np.array(
-            [
-                [r["metrics"][k] for k in ("overall_accuracy", "average_accuracy", "kappa")]
-                for r in rows
-            ]
-        )
+        values = np.array([percentages(r) for r in rows])
         std = values.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(3)
         cells = " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(values.mean(0), std, strict=True))
         minutes = np.mean([r["seconds"]["whole_recipe"] for r in rows]) / 60

@@ -12,22 +12,22 @@ from __future__ import annotations
 import json
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
-from ..config import Branch, EncoderConfig, PretrainingRecipe
+from ..config import Branch, EncoderConfig, PretrainingRecipe, paper_encoder
 from ..models import DEFAULT_KERNELS, Kernels
 from ..progress import Feedback
 from ..system import available_cores
-from ..training.loop import FitResult, LoopRecipe, fit, seed_everything
+from ..training.loop import FitResult, LoopRecipe, fit, same_recipe, seed_everything
 from .data import PretrainingPixels
 from .masking import TokenMasker, masked_count
 from .objectives import MaskedReconstruction, reconstruction_step
-from .transfer import ENCODER_NAME, PretrainedBranch
+from .transfer import ENCODER_NAME, PretrainedBranch, load_branch
 
 STATE_NAME = "state.pt"
 SUMMARY_NAME = "pretraining.json"
@@ -83,6 +83,28 @@ def pretrain_branch(
     if branch_dir is not None:
         write_run(branch_dir, pretrained, fitted.history)
     return pretrained
+
+
+def finished_or_pretrained(
+    output_dir: str | os.PathLike[str],
+    branch: Branch,
+    recipe: PretrainingRecipe,
+    pixels: Callable[[], PretrainingPixels],
+    feedback: Feedback | None = None,
+) -> PretrainedBranch:
+    """The published ``branch`` finished in ``output_dir`` with ``recipe``; otherwise
+    pre-trained there, resuming a partial run. ``pixels`` is called only when training.
+
+    Raises:
+        InputDataError: the folder holds a run of another recipe.
+    """
+    if (Path(output_dir) / branch / ENCODER_NAME).is_file():
+        finished = load_branch(output_dir, branch)
+        if same_recipe(finished.provenance["recipe"], recipe):
+            return finished
+    source = pixels()
+    config = paper_encoder(source.num_bands, branch, source.patch_size)
+    return pretrain_branch(source, config, recipe, output_dir, feedback, resume=True)
 
 
 def pretrain(

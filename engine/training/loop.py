@@ -202,14 +202,22 @@ def _report(
         feedback.set_progress(fraction)
 
 
-def _comparable(recipe: dict[str, Any]) -> dict[str, Any]:
-    """A recipe without the fields a resumed run may change."""
-    return {k: v for k, v in recipe.items() if k != "max_steps"}
+def same_recipe(stored: dict[str, Any], recipe: LoopRecipe, ignored: tuple[str, ...] = ()) -> bool:
+    """``stored`` (a recipe's ``to_dict``, written by an earlier run) is ``recipe``, fields
+    in ``ignored`` aside. A field added to the recipe since then matches when it keeps its
+    default."""
+    stored = {k: v for k, v in stored.items() if k not in ignored}
+    current = {k: v for k, v in recipe.to_dict().items() if k not in ignored}
+    defaults = _field_defaults(recipe)
+    added = {k for k in current.keys() - stored.keys() if current[k] == defaults.get(k)}
+    return stored == {k: v for k, v in current.items() if k not in added}
+
+
+RESUMABLE_CHANGES = ("max_steps",)  # recipe fields a resumed run may change
 
 
 def _field_defaults(recipe: LoopRecipe) -> dict[str, Any]:
-    """Default values of a recipe dataclass's fields: a state written before a field was
-    added resumes when the field keeps its default."""
+    """Default values of a recipe dataclass's fields."""
     if not dataclasses.is_dataclass(recipe):
         return {}
     fields = dataclasses.fields(recipe)
@@ -271,10 +279,7 @@ def _restore(
         raise ModelLoadError(f"cannot resume from {path}: {exc}") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise ModelLoadError(f"{path} is not a training state ({STATE_FORMAT})")
-    stored, current = _comparable(state["recipe"]), _comparable(recipe.to_dict())
-    defaults = _field_defaults(recipe)
-    added = {k for k in current.keys() - stored.keys() if current[k] == defaults.get(k)}
-    if stored != {k: v for k, v in current.items() if k not in added}:
+    if not same_recipe(state["recipe"], recipe, RESUMABLE_CHANGES):
         raise InputDataError(
             f"cannot resume from {path}: it was written with another recipe "
             f"({state['recipe']}); use a new output folder or the same options"

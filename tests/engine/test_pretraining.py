@@ -27,7 +27,7 @@ from engine.errors import CancelledError, InputDataError
 from engine.pretraining.data import raster_pixels, scene_unlabelled_pixels, unlabelled_pixels
 from engine.pretraining.masking import TokenMasker
 from engine.pretraining.objectives import MaskedReconstruction
-from engine.pretraining.run import pretrain_branch
+from engine.pretraining.run import finished_or_pretrained, pretrain_branch
 from engine.pretraining.transfer import load_branch, load_run
 from engine.training.checkpoint import load_checkpoint
 from engine.training.trainer import train
@@ -139,6 +139,26 @@ def test_resume_after_cancel_equals_uninterrupted_run(pixels, tmp_path, masks):
     assert resumed.provenance["steps"] == whole.provenance["steps"] == 36
     for key, value in whole.state_dict.items():
         assert torch.equal(value, resumed.state_dict[key]), key
+
+
+def test_a_finished_branch_is_reused_continued_or_refused(pixels, tmp_path):
+    epoch = -(-len(pixels) // 64)  # steps per epoch
+    recipe = _recipe(epochs=2, max_steps=epoch)
+    first = finished_or_pretrained(tmp_path, "band", recipe, lambda: pixels)
+    assert first.provenance["steps"] == epoch
+
+    def no_pixels():
+        raise AssertionError("a finished branch was trained again")
+
+    again = finished_or_pretrained(tmp_path, "band", recipe, no_pixels)
+    for key, value in first.state_dict.items():
+        assert torch.equal(value, again.state_dict[key]), key
+    longer = finished_or_pretrained(
+        tmp_path, "band", replace(recipe, max_steps=None), lambda: pixels
+    )
+    assert longer.provenance["steps"] == 2 * epoch
+    with pytest.raises(InputDataError, match="another recipe"):
+        finished_or_pretrained(tmp_path, "band", _recipe(epochs=2, masks="redrawn"), lambda: pixels)
 
 
 @pytest.mark.parametrize("augment", ["none", "dihedral"])
