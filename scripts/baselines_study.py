@@ -24,6 +24,9 @@ labels), measures on the test tiles and the speed on the first test tile, and wr
 default recipe for a new scene (what ``python -m engine train`` uses: at most 2,000 steps);
 ``factoformer-pixel`` pre-trains its pixel branch first on every valid pixel of the 18
 tiles with the engine's default pretraining recipe (no label read), then does the same.
+``--fit train+validation`` (EnMAP) trains on the validation tiles' labels too, the protocol
+of a final model once every choice is made (nothing is then measured on validation), and
+writes ``<results>/enmap-<model>+validation-seed<k>.json``.
 
 Examples:
     python scripts/baselines_study.py --models rf svm --seeds 0        # minutes
@@ -87,6 +90,7 @@ def main() -> None:
         for name in args.models:
             tag = f"{name}-{subset}px-seed{seed}" if subset else f"{name}-seed{seed}"
             tag = f"enmap-{tag}" if args.enmap else tag
+            tag = tag.replace("-seed", "+validation-seed") if args.fit != "train" else tag
             path = args.results / f"{tag}.json"
             if path.exists():
                 print(f"{path} exists; skipped", file=sys.stderr)
@@ -94,7 +98,8 @@ def main() -> None:
             print(f"training {tag}", file=sys.stderr)
             patch_size = model_spec(architecture(name)).patch_size
             if args.enmap:
-                data, raster = enmap_data(args.enmap, patch_size), enmap_tiles(args.enmap)[2][0]
+                data = enmap_data(args.enmap, patch_size, args.fit)
+                raster = enmap_tiles(args.enmap)[2][0]
             else:
                 scene = scene or load_scene(args.data_root, subset, seed)
                 data = TrainingSet.from_scene(scene, patch_size)
@@ -105,6 +110,7 @@ def main() -> None:
             )
             if subset:
                 record["subset"] = subset_record(scene, subset, seed)
+            record["fit_on"] = args.fit
             write_json(path, record)
             m = record["metrics"]
             rate = record.get("inference", {}).get("pixels_per_second")
@@ -138,11 +144,13 @@ def enmap_tiles(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
     return lists[0], lists[1], lists[2]
 
 
-def enmap_data(folder: Path, patch_size: int) -> TrainingSet:
-    """The EnMAP Potsdam tiles, each labelled for the split of the list that names it."""
+def enmap_data(folder: Path, patch_size: int, fit: str = "train") -> TrainingSet:
+    """The EnMAP Potsdam tiles, each labelled for the split of the list that names it
+    (the validation tiles for training with ``fit="train+validation"``)."""
+    splits = ("train", "train" if fit == "train+validation" else "validation", "test")
     tiles = [
         TileFiles(raster, **{f"{split}_labels": folder / "labels" / raster.name})
-        for split, rasters in zip(("train", "validation", "test"), enmap_tiles(folder), strict=True)
+        for split, rasters in zip(splits, enmap_tiles(folder), strict=True)
         for raster in rasters
     ]
     return load_training_set(tiles, patch_size, name="enmap_potsdam")
@@ -285,6 +293,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--data-root", type=Path, help="shared/data layout (default: bundled)")
     parser.add_argument("--enmap", type=Path, help="train and test on these EnMAP Potsdam tiles")
+    parser.add_argument(
+        "--fit",
+        choices=("train", "train+validation"),
+        default="train",
+        help="EnMAP: the tiles whose labels train the model",
+    )
     parser.add_argument("--max-steps", type=int, help="3D-CNN smoke runs: stop after N steps")
     parser.add_argument("--results", type=Path, help="default: results/baselines")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "baselines")
@@ -293,6 +307,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.enmap and args.subset:
         parser.error("--enmap runs on the whole tile lists (no --subset)")
+    if args.fit != "train" and not args.enmap:
+        parser.error("--fit applies to --enmap (Indian Pines has no validation split)")
     if "factoformer-pixel" in args.models and not args.enmap:
         parser.error("factoformer-pixel runs with --enmap; on Indian Pines: pretrain_study.py")
     folder = ROOT / "results" / ("baselines-smoke" if args.max_steps else "baselines")

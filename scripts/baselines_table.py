@@ -96,7 +96,8 @@ def model_key(record: dict) -> str:
     if "scene" in record:  # its "model" is the architecture
         return "maskedsst" if record["config"] == "scratch" else "maskedsst-pre"
     if "model" in record:
-        return record["model"]
+        fitted = record.get("fit_on", "train")
+        return record["model"] + ("" if fitted == "train" else f"@{fitted}")
     config = record["config"]
     if config == "scratch":
         return "factoformer"
@@ -124,6 +125,9 @@ def dataset(record: dict) -> str:
 
 
 def name(key: str) -> str:
+    key, at, fitted = key.partition("@")
+    if at:  # a model trained on other tiles than the training list
+        return f"{name(key)}, trained on {fitted.replace('+', ' + ')} tiles"
     if key in NAMES:
         return NAMES[key]
     config, _, variant = key.split("-", 1)[-1].partition("/")
