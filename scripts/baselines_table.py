@@ -48,6 +48,7 @@ NAMES = {
     "maskedsst": "MaskedSST (scratch)",
     "maskedsst-pre": "MaskedSST (pre-trained)",
 }
+ENMAP_MODELS = ("rf", "svm", "cnn3d", "factoformer", "maskedsst", "maskedsst-pre")
 SPEED_OF = {"factoformer-": "factoformer", "maskedsst-": "maskedsst"}
 METRICS = ("overall_accuracy", "average_accuracy", "kappa")
 BUDGETS = (5, 10, 20, "full")
@@ -79,7 +80,8 @@ def main() -> None:
     print("\nLabel efficiency (Indian Pines, test OA %)\n")
     print(efficiency_table(load_label_efficiency(args.label_efficiency), full))
     print("\nEnMAP Potsdam test tiles\n")
-    print(table(full.get("enmap_potsdam", {}), {}))  # the speed files are Indian Pines
+    enmap = full.get("enmap_potsdam", {})
+    print(table(enmap, {}, ENMAP_MODELS))  # the speed files are Indian Pines
 
 
 def recipe_folders(study: Path) -> list[Path]:
@@ -205,13 +207,15 @@ def speed(key: str, rows: list[dict], speeds: dict[str, float]) -> float | None:
     return speeds.get(key, speeds.get(family))
 
 
-def table(groups: dict[str, list[dict]], speeds: dict[str, float]) -> str:
-    """One row per model with results, then every model of :data:`ORDER` still pending."""
+def table(
+    groups: dict[str, list[dict]], speeds: dict[str, float], planned: tuple[str, ...] = ORDER
+) -> str:
+    """One row per model with results, then every ``planned`` model still pending."""
     lines = [
         "| model | seeds | OA % | AA % | kappa % | training (s) | inference (px/s) |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    keys = list(groups) + [k for k in ORDER if k not in groups]
+    keys = list(groups) + [k for k in planned if k not in groups]
     for key in keys:
         rows = groups.get(key)
         if not rows:
