@@ -46,7 +46,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -90,7 +90,8 @@ def main() -> None:
         for name in args.models:
             tag = f"{name}-{subset}px-seed{seed}" if subset else f"{name}-seed{seed}"
             tag = f"enmap-{tag}" if args.enmap else tag
-            tag = tag.replace("-seed", "+validation-seed") if args.fit != "train" else tag
+            fitted = args.fit.removeprefix("train")
+            tag = tag.replace("-seed", f"{fitted}-seed")
             path = args.results / f"{tag}.json"
             if path.exists():
                 print(f"{path} exists; skipped", file=sys.stderr)
@@ -144,7 +145,9 @@ def enmap_tiles(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
     return lists[0], lists[1], lists[2]
 
 
-def enmap_data(folder: Path, patch_size: int, fit: str = "train") -> TrainingSet:
+def enmap_data(
+    folder: Path, patch_size: int, fit: Literal["train", "train+validation"] = "train"
+) -> TrainingSet:
     """The EnMAP Potsdam tiles, each labelled for the split of the list that names it
     (the validation tiles for training with ``fit="train+validation"``)."""
     splits = ("train", "train" if fit == "train+validation" else "validation", "test")
@@ -185,7 +188,9 @@ def train(
     details: dict[str, Any] = {"config": config.to_dict(), "recipe": recipe.to_dict()}
     pretrained, pretraining_seconds = [], 0.0
     if name == "factoformer-pixel":
-        branch = pixel_branch(data, seed, out / "pretraining", args, feedback)
+        # one pretraining per scene and seed, whichever tiles train: it reads no label
+        pretraining = args.runs / f"{data.name}-pixel-branch-seed{seed}"
+        branch = pixel_branch(data, seed, pretraining, args, feedback)
         pretrained, pretraining_seconds = [branch], branch.provenance["seconds"]
         details["pretraining"] = {
             k: branch.provenance[k] for k in ("recipe", "steps", "epochs", "seconds", "pixels")
@@ -212,7 +217,7 @@ def pixel_branch(
     valid pixel of ``data``'s rasters (train, validation and test tiles alike: no label
     is read), as ``python -m engine pretrain --raster`` does; resumed in ``out``."""
     pixels = raster_pixels([tile.raster for tile in data.tiles], data.patch_size)
-    recipe = replace(default_pretraining_recipe(len(pixels)), seed=seed)
+    recipe = replace(default_pretraining_recipe(len(pixels)), seed=seed)  # needs the count
     recipe = replace(recipe, max_steps=args.max_steps or recipe.max_steps)
     return finished_or_pretrained(out, "pixel", recipe, lambda: pixels, feedback)
 

@@ -43,6 +43,7 @@ from engine.config import (  # noqa: E402
 from engine.data.scenes import Scene, load_indian_pines  # noqa: E402
 from engine.data.subsets import SUBSET_BUDGETS, subset_path, with_subset  # noqa: E402
 from engine.data.validation import carve_validation  # noqa: E402
+from engine.errors import InputDataError  # noqa: E402
 from engine.pretraining.data import scene_unlabelled_pixels  # noqa: E402
 from engine.pretraining.run import finished_or_pretrained, hardware  # noqa: E402
 from engine.pretraining.transfer import PretrainedBranch  # noqa: E402
@@ -246,9 +247,12 @@ def pretrained_branch(
     """The branch pre-trained in ``runs`` (resuming or starting it when it is not done)."""
     print(f"{branch} branch (seed {recipe.seed}) in {runs}", file=sys.stderr)
     feedback = SilentFeedback() if args.quiet else ProgressBar(f"pretrain {branch}")
-    return finished_or_pretrained(
-        runs, branch, recipe, lambda: scene_unlabelled_pixels(scene), feedback
-    )
+    try:
+        return finished_or_pretrained(
+            runs, branch, recipe, lambda: scene_unlabelled_pixels(scene), feedback
+        )
+    except InputDataError as exc:
+        raise SystemExit(f"error: {exc} (--runs)") from None
 
 
 def result_path(results: Path, variant: str, config: str, seed: int) -> Path:

@@ -7,7 +7,7 @@ The standard deviation is the sample one (ddof=1). ``--study`` reads the JSON re
 ``scripts/pretrain_study.py`` (folders are searched recursively) and prints one row per
 evaluation set, configuration and pretraining variant. ``--ablation`` prints the pretraining
 choices (encoder, masks, loss) side by side: validation results of the pixel branch on the
-full split, one row per recipe, with the scratch run as the reference.
+full split, one row per recipe and seed, with the scratch run as the reference.
 """
 
 from __future__ import annotations
@@ -60,11 +60,13 @@ def study_results(paths: list[Path]) -> list[dict]:
 
 
 def percentages(r: dict) -> list[float]:
+    """OA, AA and kappa of a result, in %."""
     return [100 * r["metrics"][k] for k in ("overall_accuracy", "average_accuracy", "kappa")]
 
 
 def ablation_table(paths: list[Path]) -> None:
-    """Validation results of the pixel branch on the full split, one row per recipe."""
+    """Validation results of the pixel branch on the full split, one row per recipe and
+    seed (scratch first)."""
     rows = [
         r
         for r in study_results(paths)
@@ -74,7 +76,7 @@ def ablation_table(paths: list[Path]) -> None:
         and r["fine_tuning_recipe"].get("augment", "none") == "none"
     ]
     print(
-        "| pretraining | encoder | masks | loss | seeds | validation OA % | AA % | kappa % "
+        "| pretraining | encoder | masks | loss | seed | validation OA % | AA % | kappa % "
         "| pixel-branch pretraining, wall (min) |"
     )
     print("|---|---|---|---|---:|---:|---:|---:|---:|")

@@ -20,10 +20,18 @@ from typing import Any, Protocol
 import torch
 
 from ..config import Branch, EncoderConfig, PretrainingRecipe, paper_encoder
+from ..errors import InputDataError
 from ..models import DEFAULT_KERNELS, Kernels
 from ..progress import Feedback
 from ..system import available_cores
-from ..training.loop import FitResult, LoopRecipe, fit, same_recipe, seed_everything
+from ..training.loop import (
+    RESUMABLE_CHANGES,
+    FitResult,
+    LoopRecipe,
+    fit,
+    same_recipe,
+    seed_everything,
+)
 from .data import PretrainingPixels
 from .masking import TokenMasker, masked_count
 from .objectives import MaskedReconstruction, reconstruction_step
@@ -93,15 +101,28 @@ def finished_or_pretrained(
     feedback: Feedback | None = None,
 ) -> PretrainedBranch:
     """The published ``branch`` finished in ``output_dir`` with ``recipe``; otherwise
-    pre-trained there, resuming a partial run. ``pixels`` is called only when training.
+    pre-trained there, continuing a partial or shorter run (``max_steps`` raised).
+    ``pixels`` is called only when training.
 
     Raises:
-        InputDataError: the folder holds a run of another recipe.
+        InputDataError: the folder holds a branch of another recipe, or one trained for
+            more steps than ``recipe`` allows.
     """
     if (Path(output_dir) / branch / ENCODER_NAME).is_file():
         finished = load_branch(output_dir, branch)
-        if same_recipe(finished.provenance["recipe"], recipe):
+        stored, steps = finished.provenance["recipe"], finished.provenance["steps"]
+        if same_recipe(stored, recipe):
             return finished
+        if not same_recipe(stored, recipe, RESUMABLE_CHANGES):
+            raise InputDataError(
+                f"{Path(output_dir) / branch} holds a branch pre-trained with another recipe "
+                f"({stored}); use another folder"
+            )
+        if recipe.max_steps is not None and recipe.max_steps <= steps:
+            raise InputDataError(
+                f"{Path(output_dir) / branch} holds a branch pre-trained for {steps} steps, "
+                f"not fewer ({recipe.max_steps}); use another folder"
+            )
     source = pixels()
     config = paper_encoder(source.num_bands, branch, source.patch_size)
     return pretrain_branch(source, config, recipe, output_dir, feedback, resume=True)

@@ -159,6 +159,8 @@ def test_a_finished_branch_is_reused_continued_or_refused(pixels, tmp_path):
     assert longer.provenance["steps"] == 2 * epoch
     with pytest.raises(InputDataError, match="another recipe"):
         finished_or_pretrained(tmp_path, "band", _recipe(epochs=2, masks="redrawn"), lambda: pixels)
+    with pytest.raises(InputDataError, match=f"for {2 * epoch} steps, not fewer"):
+        finished_or_pretrained(tmp_path, "band", recipe, no_pixels)
 
 
 @pytest.mark.parametrize("augment", ["none", "dihedral"])
