@@ -191,10 +191,15 @@ def parse_args() -> argparse.Namespace:
 
 
 def pretraining_recipe(args: argparse.Namespace) -> tuple[PretrainingRecipe, str]:
-    """The recipe and its name: the named recipe plus any options changed on the line."""
-    changes = {k: getattr(args, k) for k in OBJECTIVE_OPTIONS if getattr(args, k) is not None}
+    """The recipe and its name: the named recipe plus the options the line changes."""
+    named = PRETRAINING_RECIPES[args.recipe]
+    changes = {
+        k: getattr(args, k)
+        for k in OBJECTIVE_OPTIONS
+        if getattr(args, k) is not None and getattr(args, k) != getattr(named, k)
+    }
     recipe = replace(
-        PRETRAINING_RECIPES[args.recipe],
+        named,
         seed=args.pretraining_seed,
         max_steps=args.max_steps,
         **changes,
