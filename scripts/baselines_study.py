@@ -26,7 +26,9 @@ default recipe for a new scene (what ``python -m engine train`` uses: at most 2,
 tiles with the engine's default pretraining recipe (no label read), then does the same.
 ``--fit train+validation`` (EnMAP) trains on the validation tiles' labels too, the protocol
 of a final model once every choice is made (nothing is then measured on validation), and
-writes ``<results>/enmap-<model>+validation-seed<k>.json``.
+writes ``<results>/enmap-<model>+validation-seed<k>.json``. ``--step-budget N`` (EnMAP,
+networks) trains with the engine's default recipe for a new scene at a budget of N steps
+instead of 2,000 (``<results>/enmap-<model>-<N>steps-seed<k>.json``).
 
 Examples:
     python scripts/baselines_study.py --models rf svm --seeds 0        # minutes
@@ -53,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 from engine.config import (  # noqa: E402
     CNN3D_RECIPES,
+    DEFAULT_STEP_BUDGET,
     PAPER_RECIPES,
     TrainingRecipe,
     default_pretraining_recipe,
@@ -91,7 +94,8 @@ def main() -> None:
             tag = f"{name}-{subset}px-seed{seed}" if subset else f"{name}-seed{seed}"
             tag = f"enmap-{tag}" if args.enmap else tag
             fitted = args.fit.removeprefix("train")
-            tag = tag.replace("-seed", f"{fitted}-seed")
+            budget = f"-{args.step_budget}steps" if args.step_budget else ""
+            tag = tag.replace("-seed", f"{fitted}{budget}-seed")
             path = args.results / f"{tag}.json"
             if path.exists():
                 print(f"{path} exists; skipped", file=sys.stderr)
@@ -112,6 +116,8 @@ def main() -> None:
             if subset:
                 record["subset"] = subset_record(scene, subset, seed)
             record["fit_on"] = args.fit
+            if args.step_budget:
+                record["step_budget"] = args.step_budget
             write_json(path, record)
             m = record["metrics"]
             rate = record.get("inference", {}).get("pixels_per_second")
@@ -183,7 +189,7 @@ def train(
         details = {"config": config.to_dict(), "search": run.metadata.training["search"]}
         details["onnx_check"] = run.metadata.training["onnx_check"]
         return out / MODEL_NAME, run.seconds, details
-    recipe = replace(network_recipe(spec.default_recipe, data), seed=seed)
+    recipe = replace(network_recipe(spec.default_recipe, data, args.step_budget), seed=seed)
     recipe = replace(recipe, max_steps=args.max_steps or recipe.max_steps)
     details: dict[str, Any] = {"config": config.to_dict(), "recipe": recipe.to_dict()}
     pretrained, pretraining_seconds = [], 0.0
@@ -222,13 +228,16 @@ def pixel_branch(
     return finished_or_pretrained(out, "pixel", recipe, lambda: pixels, feedback)
 
 
-def network_recipe(named: str | None, data: TrainingSet) -> TrainingRecipe:
+def network_recipe(
+    named: str | None, data: TrainingSet, step_budget: int | None = None
+) -> TrainingRecipe:
     """The model's own named recipe (3D-CNN), else FactoFormer's: the paper's on Indian
-    Pines, the engine's default for a new scene (``python -m engine train``) elsewhere."""
+    Pines, the engine's default for a new scene (``python -m engine train``) elsewhere,
+    with ``step_budget`` steps if given."""
     if named:
         return CNN3D_RECIPES[named]
     if data.name == "enmap_potsdam":
-        return default_recipe(len(data.train))
+        return default_recipe(len(data.train), step_budget=step_budget or DEFAULT_STEP_BUDGET)
     return PAPER_RECIPES["indian_pines"]
 
 
@@ -304,6 +313,9 @@ def parse_args() -> argparse.Namespace:
         default="train",
         help="EnMAP: the tiles whose labels train the model",
     )
+    parser.add_argument(
+        "--step-budget", type=int, help="EnMAP networks: the default recipe at N steps"
+    )
     parser.add_argument("--max-steps", type=int, help="3D-CNN smoke runs: stop after N steps")
     parser.add_argument("--results", type=Path, help="default: results/baselines")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "baselines")
@@ -312,6 +324,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.enmap and args.subset:
         parser.error("--enmap runs on the whole tile lists (no --subset)")
+    if args.step_budget and (not args.enmap or {"rf", "svm", "cnn3d"} & set(args.models)):
+        parser.error("--step-budget applies to --enmap with factoformer models")
     if args.fit != "train" and not args.enmap:
         parser.error("--fit applies to --enmap (Indian Pines has no validation split)")
     if "factoformer-pixel" in args.models and not args.enmap:

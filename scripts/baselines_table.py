@@ -99,7 +99,12 @@ def model_key(record: dict) -> str:
         return "maskedsst" if record["config"] == "scratch" else "maskedsst-pre"
     if "model" in record:
         fitted = record.get("fit_on", "train")
-        return record["model"] + ("" if fitted == "train" else f"@{fitted}")
+        budget = record.get("step_budget")
+        return (
+            record["model"]
+            + ("" if fitted == "train" else f"@trained on {fitted.replace('+', ' + ')} tiles")
+            + (f"@{budget:,} steps" if budget else "")
+        )
     config = record["config"]
     if config == "scratch":
         return "factoformer"
@@ -127,9 +132,9 @@ def dataset(record: dict) -> str:
 
 
 def name(key: str) -> str:
-    key, at, fitted = key.partition("@")
-    if at:  # a model trained on other tiles than the training list
-        return f"{name(key)}, trained on {fitted.replace('+', ' + ')} tiles"
+    key, *options = key.split("@")  # e.g. other training tiles, another step budget
+    if options:
+        return ", ".join([name(key), *options])
     if key in NAMES:
         return NAMES[key]
     config, _, variant = key.split("-", 1)[-1].partition("/")
