@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("document", nargs="?", type=Path, default=ROOT / "docs" / "RESULTS.md")
     parser.add_argument("--check", action="store_true", help="report stale tables only")
     args = parser.parse_args()
+    if not args.document.is_file():
+        raise SystemExit(f"error: {args.document} is not a file")
     lines = args.document.read_text(encoding="utf-8").splitlines()
     new = refreshed(lines)
     if args.check:
