@@ -1,16 +1,22 @@
-"""Run inside QGIS Desktop (``qgis --code``): the dock classifies the bundled scene, then
-its Train tab trains a model from polygons.
+"""Run inside QGIS Desktop (``qgis --code``): the dock classifies the bundled scene, the
+Processing dialog pre-trains, then the dock's Train tab trains a model from polygons.
 
 Opens the Indian Pines demo scene, clicks the plugin's toolbar button, runs the dock with
-the shipped model, waits for the styled layers and saves a window screenshot; then adds
-the training split as polygons, trains one epoch in the Train tab, checks that the new
-model became the dock's model and saves a second screenshot. Quits with exit code 0 only
-when every check passed. Driven by ``scripts/desktop_check.sh``.
+the shipped model, waits for the styled layers and saves a window screenshot; then opens
+``factoformer:pretrain`` in its Processing dialog with the default branch and a small step
+budget, runs it as a user would (the Run button's slot) and saves a screenshot of the
+dialog; then adds the training split as polygons, trains one epoch in the Train tab from
+that pretraining run, checks that the new model records it and became the dock's model,
+and saves a last screenshot. Quits with exit code 0 only when every check passed. Driven
+by ``scripts/desktop_check.sh``.
 """
 
+import json
 import os
 from pathlib import Path
 
+import onnxruntime
+import processing
 from osgeo import gdal, ogr
 from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.PyQt.QtCore import QTimer
@@ -22,6 +28,8 @@ SCENE = Path(os.environ["FACTOFORMER_REPO"]) / "resources/indian_pines/indian_pi
 TRAIN_LABELS = SCENE.with_name("indian_pines_train.tif")
 TIMEOUT_S = 180
 TRAIN_TIMEOUT_S = 300
+PRETRAIN_STEPS = 40  # per branch: enough for a loss history, small enough for a check
+PRETRAIN_RUN = OUT / "pretraining"
 failures: list[str] = []
 log = (OUT / "desktop_check.log").open("w")
 
@@ -70,12 +78,39 @@ def wait_for_layers(dock, waited: int) -> None:
         classes = renderer.classes() if renderer.type() == "paletted" else []
         check(len(classes) == 16, f"land cover layer: {renderer.type()}, {len(classes)} classes")
     iface.mapCanvas().zoomToFullExtent()
-    QTimer.singleShot(3000, lambda: train(dock))
+    QTimer.singleShot(3000, lambda: pretrain(dock))
+
+
+def pretrain(dock) -> None:
+    """Screenshot the classification, then pre-train in the Processing dialog."""
+    iface.mainWindow().grab().save(str(OUT / "qgis_desktop.png"))
+    scene = QgsProject.instance().mapLayersByName("indian_pines")[0]
+    parameters = {"INPUT": [scene], "OUTPUT": str(PRETRAIN_RUN), "MAX_STEPS": PRETRAIN_STEPS}
+    dialog = processing.createAlgorithmDialog("factoformer:pretrain", parameters)
+    check(dialog is not None, "Processing opens the pretrain dialog")
+    if dialog is None:
+        finish()
+        return
+    dialog.show()
+    dialog.runAlgorithm()
+    wait_for_pretraining(dock, dialog, 0)
+
+
+def wait_for_pretraining(dock, dialog, waited: int) -> None:
+    if dialog.feedback is not None and waited < TRAIN_TIMEOUT_S:  # None once it completed
+        QTimer.singleShot(1000, lambda: wait_for_pretraining(dock, dialog, waited + 1))
+        return
+    dialog.grab().save(str(OUT / "qgis_desktop_pretrain.png"))
+    record = PRETRAIN_RUN / "pixel" / "pretraining.json"
+    steps = json.loads(record.read_text()).get("steps") if record.is_file() else None
+    check(steps == PRETRAIN_STEPS, f"pretrain dialog pre-trained the pixel branch: {steps} steps")
+    check(not (PRETRAIN_RUN / "band").exists(), "the default branch is pixel only")
+    dialog.close()
+    train(dock)
 
 
 def train(dock) -> None:
-    """Screenshot the classification, then train one epoch from polygons in the Train tab."""
-    iface.mainWindow().grab().save(str(OUT / "qgis_desktop.png"))
+    """Train one epoch from polygons in the Train tab, from the pretraining run."""
     fields = QgsVectorLayer(f"{polygonise(OUT / 'fields.gpkg')}|layername=fields", "fields")
     QgsProject.instance().addMapLayer(fields)
     panel = dock.train_panel
@@ -84,6 +119,7 @@ def train(dock) -> None:
     panel.training_combo.setLayer(fields)
     panel.field_combo.setField("crop")
     panel.epochs_spin.setValue(1)
+    panel.pretrained_widget.setFilePath(str(PRETRAIN_RUN))
     panel.output_widget.setFilePath(str(OUT / "desktop_model.onnx"))
     check(panel.run_button.isEnabled(), f"Train tab accepts its inputs: {panel.status.text()}")
     panel.run_button.click()
@@ -112,7 +148,16 @@ def wait_for_model(dock, waited: int) -> None:
     check(panel.status.text().startswith("Trained"), "Train tab says what it trained")
     check(dock.model_widget.filePath() == str(model), "the new model is the dock's model")
     check(bool(panel.curve.points), f"loss curve drawn ({panel.loss_label.text()})")
+    branches = pretrained_branches(model) if model.is_file() else None
+    check(branches == ["pixel"], f"the model records its pre-trained branches: {branches}")
     QTimer.singleShot(1000, finish)
+
+
+def pretrained_branches(model: Path) -> list[str] | None:
+    """The branches the model's metadata says were pre-trained (None: not pre-trained)."""
+    props = onnxruntime.InferenceSession(str(model)).get_modelmeta().custom_metadata_map
+    pretraining = json.loads(props["training"]).get("pretraining")
+    return sorted(pretraining["branches"]) if pretraining else None
 
 
 def finish() -> None:

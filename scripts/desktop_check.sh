@@ -22,5 +22,5 @@ status=0
 timeout 900 xvfb-run -a -s "-screen 0 1280x800x24" qgis --nologo --noversioncheck \
     --profiles-path "$OUT" --code scripts/desktop_check.py >"$OUT/qgis.log" 2>&1 || status=$?
 cat "$OUT/desktop_check.log" 2>/dev/null || echo "desktop-check: QGIS wrote no log (see $OUT/qgis.log)"
-echo "desktop-check: exit $status, screenshots $OUT/qgis_desktop.png, $OUT/qgis_desktop_train.png"
+echo "desktop-check: exit $status, screenshots in $OUT (qgis_desktop*.png)"
 exit "$status"

@@ -8,6 +8,7 @@ feedback and turns its failures and a cancel into one-line QgsProcessingExceptio
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,10 @@ from ..runner import Cancelled, Progress, RunnerError, check_torch, find_python,
 
 ENGINE_ROOT = Path(engine.__file__).resolve().parent.parent  # the folder holding engine/
 CANCELLED = "Cancelled by the user; no output was written."
+# Processing dialogs and qgis_process log every progress text as a line: one every
+# 10 s keeps a 45-minute pretraining to a few hundred lines (the loss curve and the
+# per-epoch lines get every report).
+PROGRESS_TEXT_INTERVAL_S = 10.0
 
 
 def training_python() -> list[str]:
@@ -37,13 +42,21 @@ def thread_arguments() -> list[str]:
 
 
 class _Relay:
-    """Shows one command's progress in a span of the feedback's bar, with its loss."""
+    """Shows one command's progress in a span of the feedback's bar, with its loss: as
+    progress text at most every ``text_interval`` seconds, and one line per epoch."""
 
     def __init__(
-        self, feedback: QgsProcessingFeedback, start: float, end: float, stages: Sequence[str]
+        self,
+        feedback: QgsProcessingFeedback,
+        start: float,
+        end: float,
+        stages: Sequence[str],
+        text_interval: float = PROGRESS_TEXT_INTERVAL_S,
     ) -> None:
         self.feedback, self.start, self.end, self.stages = feedback, start, end, list(stages)
         self.epoch: tuple[str, int | None, float | None] | None = None
+        self.text_interval = text_interval
+        self._last_text = -float("inf")
 
     def progress(self, p: Progress) -> None:
         done = p.fraction
@@ -52,7 +65,11 @@ class _Relay:
         self.feedback.setProgress(self.start + (self.end - self.start) * done)
         if p.loss is None:
             return
-        self.feedback.setProgressText(f"{p.label}: epoch {p.epoch}/{p.epochs}, loss {p.loss:.4f}")
+        if time.monotonic() - self._last_text >= self.text_interval:
+            self._last_text = time.monotonic()
+            self.feedback.setProgressText(
+                f"{p.label}: epoch {p.epoch}/{p.epochs}, loss {p.loss:.4f}"
+            )
         report = getattr(self.feedback, "report_loss", None)  # the dock's feedback draws a curve
         if callable(report):
             report(p.label, p.fraction, p.loss)

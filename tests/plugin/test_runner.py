@@ -69,3 +69,39 @@ def test_a_failing_command_raises_its_error_line(runner, plugin_module, tmp_path
     with pytest.raises(runner.RunnerError, match="missing.tif") as err:
         runner.run_engine([sys.executable], root, args, print, lines.append, lambda: False)
     assert "\n" not in str(err.value) and not str(err.value).startswith("error")
+
+
+def test_progress_text_is_throttled_but_every_epoch_gets_a_line(plugin_module):
+    """Processing dialogs and qgis_process print each progress text as a line, so a long
+    run must not send one per report; the per-epoch loss lines stay complete."""
+    import importlib
+
+    from qgis.core import QgsProcessingFeedback
+
+    bridge = importlib.import_module(f"{plugin_module.__name__}.algorithms.engine_process")
+    runner = importlib.import_module(f"{plugin_module.__name__}.runner")
+
+    class Recorder(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.texts, self.infos = [], []
+
+        def setProgressText(self, text):  # noqa: N802 (Qt API)
+            self.texts.append(text)
+
+        def pushInfo(self, info):  # noqa: N802 (Qt API)
+            self.infos.append(info)
+
+    feedback = Recorder()
+    relay = bridge._Relay(feedback, 0.0, 100.0, (), text_interval=3600.0)
+    for i in range(300):  # 3 epochs of 100 reports, far faster than the interval
+        epoch = i // 100 + 1
+        relay.progress(runner.Progress("pretrain pixel", (i + 1) / 300, epoch, 3, 1.0 / (i + 1)))
+    relay.finish()
+    assert feedback.texts == ["pretrain pixel: epoch 1/3, loss 1.0000"]
+    assert feedback.infos == [
+        "pretrain pixel: epoch 1 loss 0.0100",
+        "pretrain pixel: epoch 2 loss 0.0050",
+        "pretrain pixel: epoch 3 loss 0.0033",
+    ]
+    assert feedback.progress() == 100.0
