@@ -28,7 +28,9 @@ tiles with the engine's default pretraining recipe (no label read), then does th
 of a final model once every choice is made (nothing is then measured on validation), and
 writes ``<results>/enmap-<model>+validation-seed<k>.json``. ``--step-budget N`` (EnMAP,
 networks) trains with the engine's default recipe for a new scene at a budget of N steps
-instead of 2,000 (``<results>/enmap-<model>-<N>steps-seed<k>.json``).
+instead of 2,000 (``<results>/enmap-<model>-<N>steps-seed<k>.json``). ``--augment
+dihedral`` (EnMAP, networks) fine-tunes with random flips and quarter turns of each patch
+(``<results>/enmap-<model>[-<N>steps]-dihedral-seed<k>.json``).
 
 Examples:
     python scripts/baselines_study.py --models rf svm --seeds 0        # minutes
@@ -95,7 +97,8 @@ def main() -> None:
             tag = f"enmap-{tag}" if args.enmap else tag
             fitted = args.fit.removeprefix("train")
             budget = f"-{args.step_budget}steps" if args.step_budget else ""
-            tag = tag.replace("-seed", f"{fitted}{budget}-seed")
+            augment = f"-{args.augment}" if args.augment != "none" else ""
+            tag = tag.replace("-seed", f"{fitted}{budget}{augment}-seed")
             path = args.results / f"{tag}.json"
             if path.exists():
                 print(f"{path} exists; skipped", file=sys.stderr)
@@ -118,6 +121,8 @@ def main() -> None:
             record["fit_on"] = args.fit
             if args.step_budget:
                 record["step_budget"] = args.step_budget
+            if args.augment != "none":
+                record["augment"] = args.augment
             write_json(path, record)
             m = record["metrics"]
             rate = record.get("inference", {}).get("pixels_per_second")
@@ -189,7 +194,8 @@ def train(
         details = {"config": config.to_dict(), "search": run.metadata.training["search"]}
         details["onnx_check"] = run.metadata.training["onnx_check"]
         return out / MODEL_NAME, run.seconds, details
-    recipe = replace(network_recipe(spec.default_recipe, data, args.step_budget), seed=seed)
+    recipe = network_recipe(spec.default_recipe, data, args.step_budget)
+    recipe = replace(recipe, seed=seed, augment=args.augment)
     recipe = replace(recipe, max_steps=args.max_steps or recipe.max_steps)
     details: dict[str, Any] = {"config": config.to_dict(), "recipe": recipe.to_dict()}
     pretrained, pretraining_seconds = [], 0.0
@@ -316,6 +322,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--step-budget", type=int, help="EnMAP networks: the default recipe at N steps"
     )
+    parser.add_argument(
+        "--augment",
+        choices=("none", "dihedral"),
+        default="none",
+        help="EnMAP networks: fine-tuning augmentation",
+    )
     parser.add_argument("--max-steps", type=int, help="3D-CNN smoke runs: stop after N steps")
     parser.add_argument("--results", type=Path, help="default: results/baselines")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "baselines")
@@ -326,6 +338,8 @@ def parse_args() -> argparse.Namespace:
         parser.error("--enmap runs on the whole tile lists (no --subset)")
     if args.step_budget and (not args.enmap or {"rf", "svm", "cnn3d"} & set(args.models)):
         parser.error("--step-budget applies to --enmap with factoformer models")
+    if args.augment != "none" and (not args.enmap or {"rf", "svm", "cnn3d"} & set(args.models)):
+        parser.error("--augment applies to --enmap with factoformer models")
     if args.fit != "train" and not args.enmap:
         parser.error("--fit applies to --enmap (Indian Pines has no validation split)")
     if "factoformer-pixel" in args.models and not args.enmap:

@@ -100,10 +100,12 @@ def model_key(record: dict) -> str:
     if "model" in record:
         fitted = record.get("fit_on", "train")
         budget = record.get("step_budget")
+        augment = record.get("augment")
         return (
             record["model"]
             + ("" if fitted == "train" else f"@trained on {fitted.replace('+', ' + ')} tiles")
             + (f"@{budget:,} steps" if budget else "")
+            + (f"@{augment} augmentation" if augment else "")
         )
     config = record["config"]
     if config == "scratch":
