@@ -8,8 +8,10 @@ test pixels from dense whole-raster predictions (overlapping tiles blended as th
 does). EnMAP fine-tunes on the train tiles, reports the validation tiles (the only split
 for choices) and the test tiles. Each result is written as soon as it is known to
 ``<results>/<scene>[/<variant>]/<config>-seed<k>.json`` (variant: options other than the
-defaults, ``random-masks``, ``sincos``, ``1500-steps``); a result that exists is skipped,
-and interrupted runs resume from their last epoch (under ``<runs>``).
+defaults, ``random-masks``, ``visible``, ``2400-pretrain-steps``, ``sincos``,
+``1500-steps``); a result that exists is skipped, and interrupted runs resume from their
+last epoch (under ``<runs>``). ``--encoder visible`` pre-trains MAE-style: only the
+visible pixels are encoded, then one spatial decoder block (about 2.7x cheaper per step).
 
 Label efficiency (``--subset N``, Indian Pines only): fine-tune on the stored subset with N
 pixels per class drawn with ``--seed`` (the FactoFormer study's files), from the backbone
@@ -95,6 +97,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--finetune-steps", type=int, default=DEFAULT_DENSE_STEPS)
     parser.add_argument("--masking", choices=("tube", "random"), default="tube")
     parser.add_argument(
+        "--encoder",
+        choices=("mask-token", "visible"),
+        default="mask-token",
+        help="pretraining: encode every token (official) or only the visible pixels",
+    )
+    parser.add_argument(
         "--pos-embedding",
         choices=("learned", "sincos"),
         default="learned",
@@ -169,7 +177,13 @@ def pretrained(
     if pixels.band_names != data.band_names:
         raise SystemExit(f"{scene}: pretraining and fine-tuning read different bands")
     seed = args.pretraining_seed
-    recipe = MaskedPretrainingRecipe(seed=seed, masking=args.masking, bf16=args.bf16)
+    recipe = MaskedPretrainingRecipe(
+        seed=seed,
+        masking=args.masking,
+        bf16=args.bf16,
+        encoder=args.encoder,
+        decoder_depth=int(args.encoder == "visible"),
+    )
     if args.pretrain_steps:
         epochs = -(-args.pretrain_steps * recipe.batch_size // recipe.tiles_per_epoch)
         recipe = replace(recipe, epochs=epochs, max_steps=args.pretrain_steps)
@@ -249,7 +263,11 @@ def variant(args: argparse.Namespace, config: str) -> list[str]:
 
 def pretraining_variant(args: argparse.Namespace, config: str) -> list[str]:
     """The options of the pretraining that differ from the defaults."""
-    names = [f"{args.masking}-masks"] if args.masking != "tube" and config != "scratch" else []
+    names = []
+    if config != "scratch":
+        names += [f"{args.masking}-masks"] if args.masking != "tube" else []
+        names += [args.encoder] if args.encoder != "mask-token" else []
+        names += [f"{args.pretrain_steps}-pretrain-steps"] if args.pretrain_steps else []
     return names + (["sincos"] if args.pos_embedding != "learned" else [])
 
 

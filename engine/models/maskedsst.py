@@ -120,11 +120,17 @@ class MaskedSST(nn.Module):
         """(batch, blocks, pixels, spectral_block) -> (batch, blocks, pixels, dim)."""
         return self.embed_norm(self.embed(self.token_norm(tokens)))
 
-    def encode(self, embedded: torch.Tensor) -> torch.Tensor:
-        """Positions, spatial then spectral layers: (b, blocks, pixels, dim) -> same shape."""
+    def encode(self, embedded: torch.Tensor, pixels: torch.Tensor | None = None) -> torch.Tensor:
+        """Positions, spatial then spectral layers: (b, blocks, p, dim) -> same shape.
+
+        ``pixels``: (b, p) indices of the tile pixels ``embedded`` holds, the same in every
+        block (e.g. the visible ones); None when it holds all of them in order.
+        """
         c = self.config
         n, s, p, d = embedded.shape
-        pos = self.pos_embed[:, : c.num_tokens].reshape(1, s, p, d)
+        pos = self.pos_embed[:, : c.num_tokens].reshape(1, s, c.num_pixels, d)
+        if pixels is not None:
+            pos = pos.expand(n, -1, -1, -1).gather(2, pixels[:, None, :, None].expand(n, s, p, d))
         x = self.pos_drop(embedded + pos)
         x = self.spatial(x.reshape(n * s, p, d)).reshape(n, s, p, d)
         x = x.transpose(1, 2).reshape(n * p, s, d)

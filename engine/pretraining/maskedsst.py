@@ -2,7 +2,10 @@
 
 Hidden tokens (one pixel x one spectral block each) are replaced after the embedding by a
 learned mask token; all tokens go through the encoder; a linear decoder per spectral
-block maps every encoded token back to its ``spectral_block`` normalised values. The loss
+block maps every encoded token back to its ``spectral_block`` normalised values. With the
+``visible`` encoder (MAE) only the visible pixels go through the encoder; the hidden places
+get the mask token afterwards, and spatial decoder blocks let them read the visible ones
+before the linear decoders. The loss
 is the L1 error on the hidden tokens only, each sample's own (the official code indexes
 the loss with a flat list cut into equal chunks, which drifts into other samples' masks;
 here the per-token errors are selected with each sample's boolean mask).
@@ -27,6 +30,7 @@ from ..config import MaskedPretrainingRecipe, MaskedSSTConfig
 from ..data.dense import DenseTiles
 from ..errors import InputDataError, ModelLoadError
 from ..models import DEFAULT_KERNELS, Kernels
+from ..models.layers import Block
 from ..models.maskedsst import BlockwiseLinear, MaskedSST
 from ..progress import Feedback
 from ..training.loop import StepFunction, fit, seed_everything
@@ -79,13 +83,17 @@ def draw_masks(
 
 
 class MaskedTileReconstruction(nn.Module):
-    """A MaskedSST backbone, a learned mask token and one linear decoder per block.
+    """A MaskedSST backbone, a learned mask token, spatial decoder blocks and one linear
+    decoder per spectral block.
 
     Args:
         config: the backbone (its per-pixel head is built but never used: no gradient,
             not transferred).
         grad_clip: clamp every gradient element to +-grad_clip (None: off).
         kernels: kernel choices.
+        visible_only: encode only the visible pixels (masks must hide the same pixels in
+            every block and as many in every sample, as tube masks do).
+        decoder_depth: spatial transformer blocks (no dropout) before the linear decoders.
     """
 
     def __init__(
@@ -93,13 +101,29 @@ class MaskedTileReconstruction(nn.Module):
         config: MaskedSSTConfig,
         grad_clip: float | None = None,
         kernels: Kernels = DEFAULT_KERNELS,
+        visible_only: bool = False,
+        decoder_depth: int = 0,
     ) -> None:
         super().__init__()
-        self.config = config
+        if visible_only and decoder_depth < 1:
+            raise ValueError("the visible-pixel encoder needs at least one decoder block")
+        self.config = c = config
+        self.visible_only = visible_only
         self.backbone = MaskedSST(config, kernels)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, 1, config.dim))
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, 1, c.dim))
         nn.init.trunc_normal_(self.mask_token, std=0.02)
-        self.decoder = BlockwiseLinear(config.num_blocks, config.dim, config.spectral_block)
+        self.decoder_pos = None
+        if visible_only:
+            self.decoder_pos = nn.Parameter(torch.zeros(1, c.num_blocks, c.num_pixels, c.dim))
+            nn.init.trunc_normal_(self.decoder_pos, std=0.02)
+        self.decoder_blocks = nn.Sequential(
+            *(
+                Block(c.dim, c.heads, c.mlp_hidden, 0.0, 1e-5, kernels, c.head_dim, False)
+                for _ in range(decoder_depth)
+            )
+        )
+        self.decoder_norm = nn.LayerNorm(c.dim) if decoder_depth else nn.Identity()
+        self.decoder = BlockwiseLinear(c.num_blocks, c.dim, c.spectral_block)
         if grad_clip is not None:
             for p in self.parameters():
                 p.register_hook(lambda g, c=grad_clip: g.clamp(-c, c))
@@ -112,9 +136,29 @@ class MaskedTileReconstruction(nn.Module):
             masks: (batch, blocks, pixels) bool, True = hidden.
         """
         embedded = self.backbone.embed_tokens(self.backbone.tokens(tiles))
-        hidden = masks.unsqueeze(-1)
-        embedded = torch.where(hidden, self.mask_token.to(embedded.dtype), embedded)
-        return self.decoder(self.backbone.encode(embedded))
+        if self.visible_only:
+            encoded = self._encode_visible(embedded, masks)
+        else:
+            hidden = masks.unsqueeze(-1)
+            embedded = torch.where(hidden, self.mask_token.to(embedded.dtype), embedded)
+            encoded = self.backbone.encode(embedded)
+        n, s, p, d = encoded.shape
+        decoded = self.decoder_blocks(encoded.reshape(n * s, p, d)).reshape(n, s, p, d)
+        return self.decoder(self.decoder_norm(decoded))
+
+    def _encode_visible(self, embedded: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Encode the visible pixels; return every place, hidden ones holding the mask
+        token, with the decoder's positions added."""
+        n, s, p, d = embedded.shape
+        hidden = masks[:, 0]  # (batch, pixels): the same pixels in every block
+        visible = p - int(hidden[0].sum())
+        # Stable sort puts the visible (False) pixels first, in tile order.
+        order = torch.argsort(hidden.to(torch.uint8), dim=1, stable=True)[:, :visible]
+        index = order[:, None, :, None].expand(n, s, visible, d)
+        encoded = self.backbone.encode(embedded.gather(2, index), order)
+        places = self.mask_token.to(encoded.dtype).expand(n, s, p, d).scatter(2, index, encoded)
+        assert self.decoder_pos is not None
+        return places + self.decoder_pos
 
     def band_weights(self) -> torch.Tensor:
         """(blocks, 1, spectral_block): 1 for real bands, 0 for the zero padding."""
@@ -220,7 +264,10 @@ def pretrain_maskedsst(
         )
     tiles = pretraining_tiles(pixels, config.tile_size, recipe.seed)
     seed_everything(recipe.seed)
-    model = MaskedTileReconstruction(config, recipe.grad_clip, kernels)
+    visible = recipe.encoder == "visible"
+    model = MaskedTileReconstruction(
+        config, recipe.grad_clip, kernels, visible, recipe.decoder_depth
+    )
     out = Path(output_dir) if output_dir is not None else None
     fitted = fit(
         model,
@@ -254,9 +301,15 @@ def objective_summary(recipe: MaskedPretrainingRecipe, config: MaskedSSTConfig) 
         hidden += " in every spectral block (tube)"
     else:
         hidden = f"{int(recipe.mask_ratio * config.num_tokens)} of {config.num_tokens} tokens"
+    if recipe.encoder == "visible":
+        how = "hidden; only the visible pixels encoded, a learned mask token in the hidden places"
+    else:
+        how = "hidden behind a learned mask token"
+    depth = recipe.decoder_depth
+    blocks = f"{depth} spatial decoder block{'s' * (depth > 1)}, " if depth else ""
     return (
         f"masked reconstruction of normalised {config.spectral_block}-band tokens: {hidden} "
-        "hidden behind a learned mask token, linear decoder per spectral block, "
+        f"{how}, {blocks}a linear decoder per spectral block, "
         "L1 over each sample's hidden tokens"
     )
 

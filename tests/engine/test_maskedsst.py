@@ -249,13 +249,74 @@ def test_hidden_tokens_are_replaced_before_the_encoder():
         assert torch.equal(model(tiles, masks), model(changed, masks))
 
 
-def test_pretraining_lowers_the_loss_and_transfers_the_backbone(tmp_path):
+def test_visible_encoder_sees_only_the_visible_pixels_and_decodes_every_place():
+    config = MaskedSSTConfig(num_bands=20, num_classes=2, **TINY)
+    model = MaskedTileReconstruction(config, visible_only=True, decoder_depth=1).eval()
+    masks = torch.from_numpy(tube_masks(np.random.default_rng(2), 2, config, 0.7, 4))
+    seen = []
+    model.backbone.spatial[0].register_forward_hook(lambda m, args, out: seen.append(out.shape))
+    tiles = torch.randn(2, 20, 8, 8)
+    with torch.no_grad():
+        out = model(tiles, masks)
+    assert out.shape == (2, 2, 64, 10)
+    assert seen == [(2 * 2, 16, 16)]  # 16 visible pixels of 64 (3 of 4 units hidden)
+    hidden = np.flatnonzero(masks[0, 0].numpy())
+    visible = np.flatnonzero(~masks[0, 0].numpy())
+    changed = tiles.clone()
+    changed[0, :, hidden[0] // 8, hidden[0] % 8] += 5.0  # a hidden pixel: never encoded
+    with torch.no_grad():
+        assert torch.equal(model(changed, masks), out)
+    changed = tiles.clone()
+    changed[0, :, visible[0] // 8, visible[0] % 8] += 5.0  # a visible pixel ...
+    with torch.no_grad():
+        moved = model(changed, masks)
+    other_hidden = hidden[hidden != visible[0]]
+    assert not torch.allclose(moved[0, :, other_hidden], out[0, :, other_hidden])  # ... is read
+    assert torch.equal(moved[1], out[1])  # ... by its own sample only
+
+
+def test_encoding_all_pixels_by_index_equals_encoding_them_in_order():
+    config = MaskedSSTConfig(num_bands=20, num_classes=2, **TINY)
+    model = MaskedSST(config).eval()
+    embedded = torch.randn(3, 2, 64, 16)
+    order = torch.arange(64).repeat(3, 1)
+    shuffled = torch.stack([torch.randperm(64) for _ in range(3)])
+    gathered = embedded.gather(2, shuffled[:, None, :, None].expand(3, 2, 64, 16))
+    with torch.no_grad():
+        whole = model.encode(embedded)
+        assert torch.allclose(model.encode(embedded, order), whole, atol=1e-6)
+        # positions follow the pixels: shuffled tokens give the shuffled outputs
+        back = model.encode(gathered, shuffled)
+        expected = whole.gather(2, shuffled[:, None, :, None].expand(3, 2, 64, 16))
+        assert torch.allclose(back, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"encoder": "visible", "decoder_depth": 1, "masking": "random"}, "tube masks"),
+        ({"encoder": "visible"}, "at least one decoder block"),
+        ({"encoder": "visual"}, "encoder must be one of"),
+    ],
+)
+def test_recipe_refuses_a_visible_encoder_it_cannot_run(options, message):
+    with pytest.raises(ValueError, match=message):
+        MaskedPretrainingRecipe(**options)
+
+
+@pytest.mark.parametrize("encoder", ["mask-token", "visible"])
+def test_pretraining_lowers_the_loss_and_transfers_the_backbone(tmp_path, encoder):
     torch.set_num_threads(1)
     scene = _scene()
     pixels = scene_unlabelled_pixels(scene, patch_size=15)
     config = MaskedSSTConfig(num_bands=12, num_classes=2, **TINY)
     recipe = MaskedPretrainingRecipe(
-        epochs=8, tiles_per_epoch=64, batch_size=16, learning_rate=3e-3
+        epochs=8,
+        tiles_per_epoch=64,
+        batch_size=16,
+        learning_rate=3e-3,
+        encoder=encoder,
+        decoder_depth=int(encoder == "visible"),
     )
     pre = pretrain_maskedsst(pixels, config, recipe, tmp_path / "pre")
     summary = json.loads((tmp_path / "pre" / "pretraining.json").read_text())
@@ -291,14 +352,18 @@ class _CancelAfter:
         return self.calls > self.steps
 
 
-@pytest.mark.parametrize("masking", ["tube", "random"])
-def test_pretraining_resumes_after_cancel_bit_for_bit(tmp_path, masking):
+@pytest.mark.parametrize(
+    "options", [{"masking": "tube"}, {"masking": "random"}, {"encoder": "visible"}]
+)
+def test_pretraining_resumes_after_cancel_bit_for_bit(tmp_path, options):
     from engine.errors import CancelledError
 
     torch.set_num_threads(1)
     pixels = scene_unlabelled_pixels(_scene(), patch_size=15)
     config = MaskedSSTConfig(num_bands=12, num_classes=2, **TINY)
-    recipe = MaskedPretrainingRecipe(epochs=3, tiles_per_epoch=8, batch_size=4, masking=masking)
+    if options.get("encoder") == "visible":
+        options = {**options, "decoder_depth": 1}
+    recipe = MaskedPretrainingRecipe(epochs=3, tiles_per_epoch=8, batch_size=4, **options)
     whole = pretrain_maskedsst(pixels, config, recipe, tmp_path / "whole")
     with pytest.raises(CancelledError):
         pretrain_maskedsst(pixels, config, recipe, tmp_path / "cut", _CancelAfter(3))
