@@ -30,7 +30,9 @@ writes ``<results>/enmap-<model>+validation-seed<k>.json``. ``--step-budget N`` 
 networks) trains with the engine's default recipe for a new scene at a budget of N steps
 instead of 2,000 (``<results>/enmap-<model>-<N>steps-seed<k>.json``). ``--augment
 dihedral`` (EnMAP, networks) fine-tunes with random flips and quarter turns of each patch
-(``<results>/enmap-<model>[-<N>steps]-dihedral-seed<k>.json``).
+(``<results>/enmap-<model>[-<N>steps]-dihedral-seed<k>.json``). ``--patch-size P``
+(EnMAP, FactoFormer) reads P x P patches instead of the paper's 7 x 7 (``-patch<P>`` in the
+name).
 
 Examples:
     python scripts/baselines_study.py --models rf svm --seeds 0        # minutes
@@ -98,13 +100,14 @@ def main() -> None:
             fitted = args.fit.removeprefix("train")
             budget = f"-{args.step_budget}steps" if args.step_budget else ""
             augment = f"-{args.augment}" if args.augment != "none" else ""
-            tag = tag.replace("-seed", f"{fitted}{budget}{augment}-seed")
+            patch = f"-patch{args.patch_size}" if args.patch_size else ""
+            tag = tag.replace("-seed", f"{fitted}{budget}{augment}{patch}-seed")
             path = args.results / f"{tag}.json"
             if path.exists():
                 print(f"{path} exists; skipped", file=sys.stderr)
                 continue
             print(f"training {tag}", file=sys.stderr)
-            patch_size = model_spec(architecture(name)).patch_size
+            patch_size = args.patch_size or model_spec(architecture(name)).patch_size
             if args.enmap:
                 data = enmap_data(args.enmap, patch_size, args.fit)
                 raster = enmap_tiles(args.enmap)[2][0]
@@ -123,6 +126,8 @@ def main() -> None:
                 record["step_budget"] = args.step_budget
             if args.augment != "none":
                 record["augment"] = args.augment
+            if args.patch_size:
+                record["patch_size"] = args.patch_size
             write_json(path, record)
             m = record["metrics"]
             rate = record.get("inference", {}).get("pixels_per_second")
@@ -186,7 +191,8 @@ def train(
     """Train one model; returns its ONNX file, the training wall time (pretraining
     included) and what was chosen."""
     spec = model_spec(architecture(name))
-    config = spec.config(data.num_bands, data.num_classes)
+    options = {"patch_size": args.patch_size} if args.patch_size else {}
+    config = spec.config(data.num_bands, data.num_classes, **options)
     feedback = SilentFeedback() if args.quiet else ProgressBar(f"{name} seed {seed}")
     if spec.family == "sklearn":
         threads = args.threads or available_cores()
@@ -328,6 +334,9 @@ def parse_args() -> argparse.Namespace:
         default="none",
         help="EnMAP networks: fine-tuning augmentation",
     )
+    parser.add_argument(
+        "--patch-size", type=int, help="EnMAP FactoFormer: patch edge (default: the paper's 7)"
+    )
     parser.add_argument("--max-steps", type=int, help="3D-CNN smoke runs: stop after N steps")
     parser.add_argument("--results", type=Path, help="default: results/baselines")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "baselines")
@@ -338,8 +347,11 @@ def parse_args() -> argparse.Namespace:
         parser.error("--enmap runs on the whole tile lists (no --subset)")
     if args.step_budget and (not args.enmap or {"rf", "svm", "cnn3d"} & set(args.models)):
         parser.error("--step-budget applies to --enmap with factoformer models")
-    if args.augment != "none" and (not args.enmap or {"rf", "svm", "cnn3d"} & set(args.models)):
+    networks_only = {"rf", "svm", "cnn3d"} & set(args.models)
+    if args.augment != "none" and (not args.enmap or networks_only):
         parser.error("--augment applies to --enmap with factoformer models")
+    if args.patch_size and (not args.enmap or networks_only or "factoformer-pixel" in args.models):
+        parser.error("--patch-size applies to --enmap with --models factoformer")
     if args.fit != "train" and not args.enmap:
         parser.error("--fit applies to --enmap (Indian Pines has no validation split)")
     if "factoformer-pixel" in args.models and not args.enmap:

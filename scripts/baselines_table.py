@@ -101,11 +101,13 @@ def model_key(record: dict) -> str:
         fitted = record.get("fit_on", "train")
         budget = record.get("step_budget")
         augment = record.get("augment")
+        patch = record.get("patch_size")
         return (
             record["model"]
             + ("" if fitted == "train" else f"@trained on {fitted.replace('+', ' + ')} tiles")
             + (f"@{budget:,} steps" if budget else "")
             + (f"@{augment} augmentation" if augment else "")
+            + (f"@{patch}x{patch} patches" if patch else "")
         )
     config = record["config"]
     if config == "scratch":
