@@ -382,8 +382,8 @@ class MaskedPretrainingRecipe(_Recipe):
     The official optimiser is AdamW lr 8e-3; the shared loop's Adam + StepLR is used here.
 
     ``encoder``: ``mask-token`` (official, SimMIM: every token is encoded, hidden ones as
-    the mask token) or ``visible`` (MAE: only the visible pixels are encoded, about 2.7x
-    cheaper per step with tube masks, which it needs). ``decoder_depth`` spatial
+    the mask token) or ``visible`` (MAE: only the visible pixels are encoded, half the step
+    time under bf16 with tube masks, which it needs). ``decoder_depth`` spatial
     transformer blocks run over all places before the linear decoders (``visible`` needs
     at least one, so that hidden places can read the visible ones).
     """

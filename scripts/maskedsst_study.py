@@ -11,7 +11,7 @@ for choices) and the test tiles. Each result is written as soon as it is known t
 defaults, ``random-masks``, ``visible``, ``2400-pretrain-steps``, ``sincos``,
 ``1500-steps``); a result that exists is skipped, and interrupted runs resume from their
 last epoch (under ``<runs>``). ``--encoder visible`` pre-trains MAE-style: only the
-visible pixels are encoded, then one spatial decoder block (about 2.7x cheaper per step).
+visible pixels are encoded, then one spatial decoder block (half the step time).
 
 Label efficiency (``--subset N``, Indian Pines only): fine-tune on the stored subset with N
 pixels per class drawn with ``--seed`` (the FactoFormer study's files), from the backbone
