@@ -345,12 +345,16 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.enmap and args.subset:
         parser.error("--enmap runs on the whole tile lists (no --subset)")
-    if args.step_budget and (not args.enmap or {"rf", "svm", "cnn3d"} & set(args.models)):
-        parser.error("--step-budget applies to --enmap with factoformer models")
-    networks_only = {"rf", "svm", "cnn3d"} & set(args.models)
-    if args.augment != "none" and (not args.enmap or networks_only):
-        parser.error("--augment applies to --enmap with factoformer models")
-    if args.patch_size and (not args.enmap or networks_only or "factoformer-pixel" in args.models):
+    not_factoformer = {"rf", "svm", "cnn3d"} & set(args.models)
+    for given, option in (
+        (args.step_budget, "--step-budget"),
+        (args.augment != "none", "--augment"),
+    ):
+        if given and (not args.enmap or not_factoformer):
+            parser.error(f"{option} applies to --enmap with factoformer models")
+    if args.patch_size and (
+        not args.enmap or not_factoformer or "factoformer-pixel" in args.models
+    ):
         parser.error("--patch-size applies to --enmap with --models factoformer")
     if args.fit != "train" and not args.enmap:
         parser.error("--fit applies to --enmap (Indian Pines has no validation split)")

@@ -15,7 +15,6 @@ import json
 import os
 from pathlib import Path
 
-import onnxruntime
 import processing
 from osgeo import gdal, ogr
 from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
@@ -154,9 +153,11 @@ def wait_for_model(dock, waited: int) -> None:
 
 
 def pretrained_branches(model: Path) -> list[str] | None:
-    """The branches the model's metadata says were pre-trained (None: not pre-trained)."""
-    props = onnxruntime.InferenceSession(str(model)).get_modelmeta().custom_metadata_map
-    pretraining = json.loads(props["training"]).get("pretraining")
+    """The branches the model's metadata says were pre-trained (None: not pre-trained),
+    read by the engine the plugin bundles, as the dock reads a model."""
+    from factoformer.engine.infer.model import OnnxClassifier
+
+    pretraining = OnnxClassifier(model).metadata.training.get("pretraining")
     return sorted(pretraining["branches"]) if pretraining else None
 
 
