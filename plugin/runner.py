@@ -2,8 +2,9 @@
 
 Training changes process-wide settings (torch and OpenMP thread counts, the allocator's
 thresholds) and may need a Python with PyTorch that QGIS's own Python lacks, so the
-plugin never trains inside QGIS: it starts ``python -m engine train|pretrain ...`` and
-reads its JSON progress lines. Nothing here imports QGIS.
+plugin never trains inside QGIS: it starts the bundled engine's ``train|pretrain ...``
+commands in that Python (:data:`ENGINE_BOOTSTRAP`) and reads its JSON progress lines.
+Nothing here imports QGIS.
 """
 
 from __future__ import annotations
@@ -22,6 +23,16 @@ from pathlib import Path
 PYTHON_ENV = "FACTOFORMER_PYTHON"
 PYTHON_NAMES = ("python3", "python", "python3.exe", "python.exe")
 POLL_SECONDS = 0.2
+# ``python -c`` with the engine's folder first on sys.path, in place of the working
+# directory's '' entry when there is one (isolated Pythons have none; their first entry,
+# the standard library, stays): relative paths resolve against the caller's directory, yet
+# an ``engine`` folder there cannot shadow the bundled engine (``python -m`` would put the
+# working directory first). No spaces, so no launcher splits it.
+ENGINE_BOOTSTRAP = (
+    "import\tsys,runpy;root=sys.argv.pop(1);"
+    "sys.path[:1]=[root]if\tsys.path[:1]==['']else[root,*sys.path[:1]];"
+    "runpy.run_module('engine',run_name='__main__',alter_sys=True)"
+)
 
 
 class RunnerError(Exception):
@@ -107,7 +118,10 @@ def run_engine(
     is_cancelled: Callable[[], bool],
     threads: int | None = None,
 ) -> list[str]:
-    """Run ``python -m engine ARGS`` with ``engine_root`` on its path; returns its lines.
+    """Run ``python -m engine ARGS`` from the engine in ``engine_root``; returns its lines.
+
+    The process works in the caller's working directory, so relative paths in ``args``
+    mean what they mean to the caller.
 
     Progress lines (``--progress-json``) go to ``on_progress``, every other line of
     stdout and stderr to ``on_line``. When ``is_cancelled`` turns true the process is
@@ -122,12 +136,11 @@ def run_engine(
         env["OMP_NUM_THREADS"] = str(threads)
     try:
         process = subprocess.Popen(
-            [*python, "-m", "engine", *args],
+            [*python, "-c", ENGINE_BOOTSTRAP, str(engine_root), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
-            cwd=str(engine_root),
             text=True,
             encoding="utf-8",
             errors="replace",
@@ -168,8 +181,9 @@ def run_engine(
 
 def _read(process: subprocess.Popen, lines: queue.Queue) -> None:
     assert process.stdout is not None
-    for line in process.stdout:
-        lines.put(line.rstrip("\r\n"))
+    with process.stdout:
+        for line in process.stdout:
+            lines.put(line.rstrip("\r\n"))
     lines.put(None)
 
 

@@ -142,13 +142,23 @@ class ClassifyManyAlgorithm(EngineAlgorithm):
         return {"OUTPUT_FOLDER": output, "CLASSIFIED": len(written)}
 
     def _inputs(self, parameters: dict[str, Any], context: QgsProcessingContext) -> list[str]:
-        """The rasters' GDAL sources, then the folder's pattern (the engine expands it)."""
+        """The rasters' GDAL sources, then the folder's pattern (the engine expands it).
+
+        Relative files and folders are made absolute here: the list is read from a
+        temporary folder, where they would mean something else.
+        """
         layers = self.parameterAsLayerList(parameters, "INPUTS", context)
-        inputs = [layer.source() for layer in layers]
+        inputs = [_absolute_if_file(layer.source()) for layer in layers]
         folder = self.parameterAsFile(parameters, "FOLDER", context)
         if folder:
             pattern = self.parameterAsString(parameters, "PATTERN", context) or "*"
-            inputs.append(str(Path(folder) / pattern))
+            inputs.append(str(Path(folder).absolute() / pattern))
         if not inputs:
             raise QgsProcessingException("give rasters, a folder of rasters, or both")
         return inputs
+
+
+def _absolute_if_file(source: str) -> str:
+    """A relative path to an existing file made absolute; any other GDAL source unchanged."""
+    path = Path(source)
+    return str(path.absolute()) if not path.is_absolute() and path.is_file() else source

@@ -47,15 +47,15 @@ def qgis_env(plugin_zip, tmp_path_factory) -> dict[str, str]:
     return env
 
 
-def _qgis_process(env, *args, timeout=600):
+def _qgis_process(env, *args, timeout=600, cwd=None):
     return subprocess.run(
-        [QGIS_PROCESS, *args], env=env, capture_output=True, text=True, timeout=timeout
+        [QGIS_PROCESS, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd
     )
 
 
-def _run_json(env, algorithm, *params) -> dict:
+def _run_json(env, algorithm, *params, cwd=None) -> dict:
     """``qgis_process --json run ALGORITHM -- PARAMS``: asserts success, returns its results."""
-    proc = _qgis_process(env, "--json", "run", algorithm, "--", *params)
+    proc = _qgis_process(env, "--json", "run", algorithm, "--", *params, cwd=cwd)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return json.loads(proc.stdout)["results"]
 
@@ -253,7 +253,8 @@ def test_assess_returns_oa_in_json(qgis_env, tmp_path):
 
 def test_classify_many_in_batch_on_two_local_workers(qgis_env, tmp_path):
     """The batch algorithm through qgis_process: a folder of rasters on a local Dask
-    cluster of 2 workers, one styled map each, equal to the engine's single-process maps."""
+    cluster of 2 workers, one styled map each, equal to the engine's single-process maps.
+    Paths are relative to the folder qgis_process starts in, as a shell user gives them."""
     pytest.importorskip("distributed")
     from linear_model import band1_values, write_linear_model
 
@@ -269,11 +270,12 @@ def test_classify_many_in_batch_on_two_local_workers(qgis_env, tmp_path):
     result = _run_json(
         qgis_env,
         "factoformer:classify_many",
-        f"FOLDER={folder}",
+        "FOLDER=scenes",
         "PATTERN=*.tif",
-        f"MODEL={model}",
-        f"OUTPUT_FOLDER={out}",
+        "MODEL=linear.onnx",
+        "OUTPUT_FOLDER=maps",
         "WORKERS=2",
+        cwd=tmp_path,
     )
     assert result["CLASSIFIED"] == 3
     for i in range(3):

@@ -71,6 +71,29 @@ def test_a_failing_command_raises_its_error_line(runner, plugin_module, tmp_path
     assert "\n" not in str(err.value) and not str(err.value).startswith("error")
 
 
+def test_relative_paths_mean_the_callers_folder_and_its_engine_folder_is_ignored(
+    runner, plugin_module, monkeypatch, tmp_path
+):
+    """qgis_process users pass paths relative to where they are; an ``engine`` package in
+    that folder must not replace the bundled one."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(plugin_module.__file__).parent
+    shipped = Path(__file__).resolve().parents[2] / "models" / "factoformer_indian_pines.onnx"
+    (tmp_path / "engine").mkdir()
+    (tmp_path / "engine" / "__init__.py").write_text("")
+    (tmp_path / "engine" / "__main__.py").write_text(
+        "print('error: shadowed'); raise SystemExit(1)"
+    )
+    (tmp_path / "models").mkdir()
+    shutil.copy(shipped, tmp_path / "models" / "mine.onnx")
+    monkeypatch.chdir(tmp_path)
+    args = ["info", "models/mine.onnx"]
+    lines = runner.run_engine([sys.executable], root, args, print, print, lambda: False)
+    assert lines[0].startswith("FactoFormer factoformer-indian-pines v")
+
+
 def test_progress_text_is_throttled_but_every_epoch_gets_a_line(plugin_module):
     """Processing dialogs and qgis_process print each progress text as a line, so a long
     run must not send one per report; the per-epoch loss lines stay complete."""
