@@ -15,7 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import cli_classify, cli_maskedsst
-from .config import CNN3D_RECIPES, DEFAULT_RECIPE_NAME, DEFAULT_STEP_BUDGET, PAPER_RECIPES
+from .config import (
+    CNN3D_RECIPES,
+    DEFAULT_RECIPE_NAME,
+    DEFAULT_STEP_BUDGET,
+    FINE_TUNING_AUGMENT,
+    PAPER_RECIPES,
+)
 from .errors import EngineError, InputDataError, PrecisionError
 
 # engine.models.registry.MODELS, named here so that the parser imports no torch.
@@ -108,7 +114,8 @@ def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
     p.add_argument(
         "--augment",
         choices=("none", "dihedral"),
-        help="dihedral: random flips and quarter turns of each training patch (default: none)",
+        help="dihedral: random flips and quarter turns of each training patch (default: "
+        "dihedral when fine-tuning pre-trained branches, chosen on validation pixels; else none)",
     )
     p.add_argument("--max-minutes", type=float, help="stop training after this many minutes")
     g = p.add_argument_group("validation (never the test labels)")
@@ -568,7 +575,7 @@ def _recipe(args: argparse.Namespace, scene: str | None, train_pixels: int):
     name = args.recipe or model_spec(args.model).default_recipe
     name = name or (scene if scene in PAPER_RECIPES else DEFAULT_RECIPE_NAME)
     overrides = {"epochs": args.epochs, "learning_rate": args.lr, "batch_size": args.batch_size}
-    overrides["augment"] = args.augment
+    overrides["augment"] = args.augment or _default_augment(args)
     overrides = {k: v for k, v in overrides.items() if v}
     if name == DEFAULT_RECIPE_NAME:
         budget = args.max_steps or DEFAULT_STEP_BUDGET
@@ -596,8 +603,26 @@ def _recipe(args: argparse.Namespace, scene: str | None, train_pixels: int):
     return recipe, line
 
 
+def _default_augment(args: argparse.Namespace) -> str | None:
+    """Without ``--augment``: a resumed run keeps its own; fine-tuning from pre-trained
+    branches flips and turns the patches; else the recipe's (none)."""
+    from .training.loop import load_state
+    from .training.run import STATE_NAME
+
+    state = Path(args.output_dir) / STATE_NAME if args.output_dir else None
+    if args.resume and state is not None and state.is_file():
+        return str(load_state(state)["recipe"].get("augment", "none"))
+    return FINE_TUNING_AUGMENT if _fine_tunes(args) else None
+
+
+def _fine_tunes(args: argparse.Namespace) -> bool:
+    """Whether the training starts from pre-trained branches."""
+    given = (args.pretrained, args.pretrained_pixel, args.pretrained_band)
+    return any(path is not None for path in given)
+
+
 def _load_pretrained(args: argparse.Namespace) -> list:  # -> list[PretrainedBranch]
-    if args.pretrained is None and args.pretrained_pixel is None and args.pretrained_band is None:
+    if not _fine_tunes(args):
         return []
     from .pretraining.transfer import load_branch, load_run
 

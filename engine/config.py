@@ -235,6 +235,11 @@ CNN3D_RECIPES: dict[str, TrainingRecipe] = {
 # on 2 CPU cores, whatever the number of labelled pixels.
 DEFAULT_STEP_BUDGET = 2000
 DEFAULT_RECIPE_NAME = "default"
+# Fine-tuning from pre-trained branches augments by default: on validation pixels carved
+# from Indian Pines' training split (pixel branch pre-trained, 3 seeds) dihedral patches
+# gave 85.31 ± 1.64 OA against 81.54 ± 0.82 without. From scratch the default stays none
+# (on the EnMAP validation tiles it did not help: 73.80 against 74.79, one seed).
+FINE_TUNING_AUGMENT = "dihedral"
 
 
 def default_recipe(

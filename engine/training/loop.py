@@ -263,6 +263,17 @@ def save_atomically(payload: dict[str, Any], path: str | os.PathLike[str]) -> Pa
     return path
 
 
+def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A saved training state (``save_atomically``'s payload); ModelLoadError if it is not one."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise ModelLoadError(f"cannot resume from {path}: {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise ModelLoadError(f"{path} is not a training state ({STATE_FORMAT})")
+    return state
+
+
 def _restore(
     path: Path,
     recipe: LoopRecipe,
@@ -273,12 +284,7 @@ def _restore(
     result: FitResult,
 ) -> int:
     """Load a saved state into the run's objects; returns the number of epochs done."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt files
-        raise ModelLoadError(f"cannot resume from {path}: {exc}") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise ModelLoadError(f"{path} is not a training state ({STATE_FORMAT})")
+    state = load_state(path)
     if not same_recipe(state["recipe"], recipe, RESUMABLE_CHANGES):
         raise InputDataError(
             f"cannot resume from {path}: it was written with another recipe "

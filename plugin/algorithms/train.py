@@ -62,7 +62,8 @@ HELP = {
     "MODEL_TYPE: for factoformer a FactoFormer run (pixel/ and band/, or one branch's folder "
     "or encoder.pt file; the model starts from these branches), for maskedsst a MaskedSST "
     "run (encoder.pt; the model starts from its backbone, with a new head). A run made for "
-    "the other model is refused.",
+    "the other model is refused. FactoFormer fine-tuning from a run flips and turns its "
+    "training patches at random (dihedral augmentation, chosen on validation pixels).",
     "MODEL_TYPE": "factoformer (default): the transformer, one class per 7x7 patch; cnn3d: a "
     "3D-CNN; rf / svm: a random forest or RBF SVM on single-pixel spectra (hyperparameters "
     "by cross-validation; epochs, batch size and steps do not apply); maskedsst: the dense "

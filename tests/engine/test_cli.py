@@ -61,7 +61,9 @@ def test_train_evaluate_export_and_info(synthetic_scene_files, tmp_path):
     stored = json.loads((run / "metrics.json").read_text())["test"]
     assert stored["pixels"] == test_pixels == int(np.sum(stored["confusion_matrix"]))
     assert (run / "checkpoint.pt").is_file()
-    assert json.loads((run / "config.json").read_text())["model"]["num_bands"] == 12
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["num_bands"] == 12
+    assert config["training"]["recipe"]["augment"] == "none"  # from scratch: no augmentation
 
     # evaluating the saved checkpoint reproduces the evaluation made right after training
     metrics = tmp_path / "metrics.json"

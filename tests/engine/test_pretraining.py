@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -292,6 +293,14 @@ def test_cli_pretrain_then_train_pretrained_then_export(synthetic_scene_files, t
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     record = load_checkpoint(run).training["pretraining"]
+    assert load_checkpoint(run).training["recipe"]["augment"] == "dihedral"  # the default
+    shutil.copytree(run, tmp_path / "again")
+    resumed = _cli(
+        "train", "--raster", str(files["raster"]), "--train-labels", str(files["train"]),
+        "--epochs", "1", "--max-steps", "3", "--output-dir", str(tmp_path / "again"),
+        "--resume", "--threads", "1", "--quiet",
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr  # keeps its augmentation, no --pretrained
     assert record["outer_norm_transferred"] is False
     pixel = record["branches"]["pixel"]
     assert pixel["pixels"]["pixels"] == 24 * 30 and pixel["recipe"]["encoder"] == "visible"

@@ -5,6 +5,8 @@ training split; training in a separate process, refused without PyTorch, cancell
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 
 import numpy as np
@@ -247,45 +249,48 @@ def test_vector_training_needs_its_class_field(run, fields, tmp_path):
 
 
 def test_workflow_through_qgis_process(qgis_env, fields, tmp_path):  # noqa: F811
+    """Pretrain, train, classify and assess as a shell user would: paths relative to the
+    folder qgis_process is started in."""
     from test_qgis_process import _qgis_process
 
     env = {**qgis_env, "OMP_NUM_THREADS": "1"}
 
     def run_json(algorithm, *params):
-        done = _qgis_process(env, "--json", "run", algorithm, "--", *params)
+        done = _qgis_process(env, "--json", "run", algorithm, "--", *params, cwd=tmp_path)
         assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
         return json.loads(done.stdout)["results"]  # nothing else is printed on stdout
 
-    pre, model = tmp_path / "pre", tmp_path / "model.onnx"
+    shutil.copy(BUNDLED_SCENE, tmp_path / "scene.tif")
+    polygons = os.path.relpath(fields, tmp_path)
     run_json(
         "factoformer:pretrain",
-        f"INPUT={BUNDLED_SCENE}",
-        f"OUTPUT={pre}",
+        "INPUT=scene.tif",
+        "OUTPUT=pre",
         "BRANCH=0",
         "MAX_STEPS=1",
         "BATCH_SIZE=32",
     )
+    pre = tmp_path / "pre"
     assert (pre / "pixel" / "encoder.pt").is_file() and (pre / "band" / "encoder.pt").is_file()
     trained = run_json(
         "factoformer:train",
-        f"INPUT={BUNDLED_SCENE}",
-        f"TRAINING={fields}",
+        "INPUT=scene.tif",
+        f"TRAINING={polygons}",
         "CLASS_FIELD=crop",
-        f"PRETRAINED={pre}",
+        "PRETRAINED=pre",
         "EPOCHS=1",
         "BATCH_SIZE=64",
-        f"OUTPUT={model}",
+        "OUTPUT=model.onnx",
     )
-    assert trained["OUTPUT"] == str(model) and trained["VALIDATION_PIXELS"] > 0
+    model = tmp_path / "model.onnx"
+    assert model.is_file() and trained["VALIDATION_PIXELS"] > 0
     classes, report = tmp_path / "classes.tif", tmp_path / "report.html"
-    run_json(
-        "factoformer:classify", f"INPUT={BUNDLED_SCENE}", f"MODEL={model}", f"OUTPUT={classes}"
-    )
+    run_json("factoformer:classify", "INPUT=scene.tif", "MODEL=model.onnx", "OUTPUT=classes.tif")
     assessed = run_json(
-        "factoformer:assess", f"INPUT={classes}", f"REFERENCE={BUNDLED_TEST}", f"OUTPUT={report}"
+        "factoformer:assess", "INPUT=classes.tif", f"REFERENCE={BUNDLED_TEST}", "OUTPUT=report.html"
     )
     metrics = classification_metrics(read_raster(BUNDLED_TEST), read_raster(classes), 16)
-    assert assessed["OA"] == metrics.overall_accuracy
+    assert assessed["OA"] == metrics.overall_accuracy and report.is_file()
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging
 
 
