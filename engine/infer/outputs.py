@@ -8,6 +8,7 @@ import re
 import shutil
 import socket
 import sys
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -42,6 +43,7 @@ STAGING_KEY = "STAGING"
 # Staged folders (the blocks Dask workers write): ".<stem>.<pid>-<token>.blocks", holding
 # the same marker in a file named STAGING_KEY.
 STAGED_FOLDER = re.compile(r"^\..*\.(?P<pid>[0-9]+)-(?P<token>[0-9a-f]{8})\.blocks$")
+DISCARD_SECONDS = 10.0  # how long a staged folder's removal is retried
 
 
 def check_destinations(
@@ -309,7 +311,14 @@ class StagedFolder:
             raise OutputError(f"cannot create {self.path}: {exc.strerror or exc}") from None
 
     def discard(self) -> None:
+        """Remove the folder. A worker still finishing a cancelled block may add a file
+        while it is being removed, so removal is retried until the folder is gone (after
+        that no worker can write: none creates the folder) or ``DISCARD_SECONDS`` pass."""
+        deadline = time.monotonic() + DISCARD_SECONDS
         shutil.rmtree(self.path, ignore_errors=True)
+        while self.path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+            shutil.rmtree(self.path, ignore_errors=True)
 
 
 def commit_outputs(outputs: Sequence[StagedGeoTiff]) -> None:

@@ -261,8 +261,10 @@ class CancelAfterProgress:
         return self.calls >= 2
 
 
-def test_cancel_leaves_no_partial_output(cluster, linear, tmp_path):
-    scenes = [known_scene(tmp_path / f"s{i}.tif", expected(40, 48, i)) for i in range(3)]
+def _cancel(cluster, linear, tmp_path, feedback) -> tuple[Path, list[np.ndarray]]:
+    """Classify three scenes into a folder holding a user's file, cancelled by ``feedback``."""
+    truths = [expected(40, 48, i) for i in range(3)]
+    scenes = [known_scene(tmp_path / f"s{i}.tif", t) for i, t in enumerate(truths)]
     out = tmp_path / "out"
     out.mkdir()
     (out / "s0_classes.tif").write_bytes(b"previous result")
@@ -272,12 +274,38 @@ def test_cancel_leaves_no_partial_output(cluster, linear, tmp_path):
             linear,
             out,
             scheduler=cluster.scheduler_address,
-            feedback=CancelAfterProgress(),
+            feedback=feedback,
             tile_size=8,
-            block_size=8,
+            block_size=8,  # 30 blocks a scene
         )
+    return out, truths
+
+
+def test_cancel_before_any_block_writes_nothing(cluster, linear, tmp_path):
+    cancelled = CancelAfterProgress()
+    cancelled.calls = 2  # cancelled from the first check on
+    out, _ = _cancel(cluster, linear, tmp_path, cancelled)
     assert sorted(p.name for p in out.iterdir()) == ["s0_classes.tif"]
     assert (out / "s0_classes.tif").read_bytes() == b"previous result"
+
+
+def test_cancel_mid_run_leaves_only_whole_scenes(cluster, linear, tmp_path):
+    """A scene whose last block arrived before the cancel is finished and stays (whole and
+    right); every other scene leaves nothing, and the user's file is kept unless its own
+    scene finished."""
+    out, truths = _cancel(cluster, linear, tmp_path, CancelAfterProgress())
+    assert hidden(out) == []
+    for i, truth in enumerate(truths):
+        classes = out / f"s{i}_classes.tif"
+        finished = (out / f"s{i}_classes.qml").exists()
+        if finished:
+            np.testing.assert_array_equal(read_raster(classes), truth)
+        elif i == 0:
+            assert classes.read_bytes() == b"previous result"
+        else:
+            assert not classes.exists()
+        extras = {p.name for p in out.glob(f"s{i}_*")} - {classes.name}
+        assert extras == ({f"s{i}_classes.qml", f"s{i}_classes.tif.aux.xml"} if finished else set())
 
 
 def test_inputs_from_globs_and_lists(tmp_path):
