@@ -141,6 +141,7 @@ def train_dense(
         epoch_end=validate if data.validation is not None else None,
         time_limit=time_limit,
         param_groups=groups,
+        record=record,
     )
     return TrainingResult(
         model,  # type: ignore[arg-type]
@@ -148,7 +149,7 @@ def train_dense(
         fitted.history,
         fitted.seconds,
         fitted.steps,
-        record,
+        fitted.record,
         None,
         fitted.stopped,
     )

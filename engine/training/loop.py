@@ -67,6 +67,7 @@ class FitResult:
     seconds: float = 0.0
     resumed_at_epoch: int | None = None  # epochs already done when the run was resumed
     stopped: str | None = None  # why training ended before the recipe's end, if it did
+    record: dict[str, Any] | None = None  # the caller's record of the run (kept on resume)
 
 
 def seed_everything(seed: int) -> None:
@@ -90,6 +91,7 @@ def fit(
     epoch_end: EpochEnd | None = None,
     time_limit: float | None = None,
     param_groups: list[dict[str, Any]] | None = None,
+    record: dict[str, Any] | None = None,
 ) -> FitResult:
     """Train ``model`` in place with Adam (or the recipe's SGD) and StepLR; the last epoch's
     weights are the result.
@@ -107,6 +109,9 @@ def fit(
         time_limit: seconds of training after which the run stops (after a whole step).
         param_groups: Adam parameter groups, e.g. a head with its own ``lr`` (default:
             all of the model's parameters at the recipe's learning rate).
+        record: what the caller wants remembered with the weights (e.g. the pretraining
+            they started from); saved in the state, and a resumed run's ``record`` is the
+            saved one when it has one (the weights came from that run).
 
     Raises:
         CancelledError: when the feedback asks to stop (the last epoch's state stays).
@@ -118,7 +123,7 @@ def fit(
     optimizer = make_optimizer(param_groups or model.parameters(), recipe)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, recipe.lr_step, gamma=recipe.lr_gamma)
     order_rng = np.random.default_rng(recipe.seed)
-    result = FitResult()
+    result = FitResult(record=record)
     first_epoch = 0
     if resume and state_path is not None and state_path.exists():
         first_epoch = _restore(state_path, recipe, model, optimizer, scheduler, order_rng, result)
@@ -248,6 +253,7 @@ def _save(
             "torch_rng": torch.get_rng_state(),
             "order_rng": order_rng.bit_generator.state,
             "dropout_rng": dropout_rng_state(),
+            "record": result.record,
         },
         path,
     )
@@ -302,4 +308,5 @@ def _restore(
     result.history = list(state["history"])
     result.steps = int(state["steps"])
     result.seconds = float(state["seconds"])
+    result.record = state.get("record") or result.record
     return int(state["epochs_done"])

@@ -141,6 +141,7 @@ def train(
         "training",
         epoch_end=checker,
         time_limit=time_limit,
+        record=record,
     )
     if checker is not None:
         checker.restore_best()
@@ -150,7 +151,7 @@ def train(
         fitted.history,
         fitted.seconds,
         fitted.steps,
-        record,
+        fitted.record,
         checker.record() if checker else None,
         fitted.stopped,
     )

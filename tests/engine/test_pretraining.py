@@ -301,6 +301,8 @@ def test_cli_pretrain_then_train_pretrained_then_export(synthetic_scene_files, t
         "--resume", "--threads", "1", "--quiet",
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr  # keeps its augmentation, no --pretrained
+    assert (tmp_path / "again" / "training_state.pt").is_file()
+    assert load_checkpoint(tmp_path / "again").training["pretraining"] == record  # kept
     assert record["outer_norm_transferred"] is False
     pixel = record["branches"]["pixel"]
     assert pixel["pixels"]["pixels"] == 24 * 30 and pixel["recipe"]["encoder"] == "visible"
