@@ -98,6 +98,12 @@ def build_parser(prog: str = "factoformer") -> argparse.ArgumentParser:
         "hyperparameters by cross-validation on the training pixels",
     )
     p.add_argument("--trees", type=int, help="rf: trees in the forest (default 200)")
+    p.add_argument(
+        "--patch-size",
+        type=int,
+        help="factoformer/cnn3d: patch edge in pixels, odd (default: the pre-trained branches', "
+        "else 7, the paper's; smaller windows suit coarse pixels such as 30 m EnMAP)",
+    )
     p.add_argument("--output-dir", type=Path, help="run folder (default: runs/<scene>-seed<seed>)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -322,6 +328,11 @@ def _add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
         f"visible-only encoding) with at most {DEFAULT_PRETRAINING_STEPS:,} steps per branch "
         "(fewer epochs on larger scenes)",
     )
+    p.add_argument(
+        "--patch-size",
+        type=int,
+        help="FactoFormer: patch edge in pixels, odd (default 7); fine-tuning reads the same",
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate")
@@ -440,15 +451,15 @@ def _train(args: argparse.Namespace) -> int:
     configure_cpu(args.threads)
     spec = model_spec(args.model)
     _check_model_options(args)
+    pretrained = _load_pretrained(args) if spec.name == "factoformer" else []
+    patch_size = _patch_size(args, spec.patch_size, pretrained)
     tiles = _own_tiles(args)
     if tiles is None:
         share = args.validation_share or 0.0
         if args.early_stopping and not share:
             raise InputDataError("early stopping needs validation pixels: give --validation-share")
         scene = _load_scene(args)
-        data = TrainingSet.from_scene(
-            scene, spec.patch_size, validation_share=share, seed=args.seed
-        )
+        data = TrainingSet.from_scene(scene, patch_size, validation_share=share, seed=args.seed)
         name = scene.name
     else:
         has_validation = any(t.validation_labels for t in tiles)
@@ -462,7 +473,7 @@ def _train(args: argparse.Namespace) -> int:
             )
         data = load_training_set(
             tiles,
-            spec.patch_size,
+            patch_size,
             classes_csv=args.classes,
             validation_share=share,
             seed=args.seed,
@@ -476,7 +487,6 @@ def _train(args: argparse.Namespace) -> int:
     if spec.family == "dense":
         return _report_training(*cli_maskedsst.train(args, data, name, feedback))
     recipe, recipe_line = _recipe(args, name if tiles is None else None, len(data.train))
-    pretrained = _load_pretrained(args)
     out = _run_dir(args, name)
     _say(
         [
@@ -495,9 +505,7 @@ def _train(args: argparse.Namespace) -> int:
         patience=args.early_stopping,
         monitor=args.monitor,
         time_limit=args.max_minutes * 60 if args.max_minutes else None,
-        config=None
-        if spec.name == "factoformer"
-        else spec.config(data.num_bands, data.num_classes),
+        config=spec.config(data.num_bands, data.num_classes, patch_size=patch_size),
     )
     return _report_training(run, out)
 
@@ -514,15 +522,41 @@ def _report_training(run, out: Path) -> int:  # run: TrainedRun
     return 0
 
 
+def _patch_size(args: argparse.Namespace, default: int, pretrained: list) -> int:
+    """The patch edge to train with: ``--patch-size``, else the pre-trained branches', else
+    the model type's ``default``."""
+    branch_sizes = {branch.config.patch_size for branch in pretrained}
+    if args.patch_size is None:
+        return branch_sizes.pop() if branch_sizes else default
+    size = _odd_patch_size(args.patch_size)
+    if branch_sizes and branch_sizes != {size}:
+        (branch_size,) = branch_sizes
+        raise InputDataError(
+            f"the pre-trained branches read {branch_size}x{branch_size} patches, not "
+            f"{size}x{size}: leave out --patch-size or pre-train with --patch-size {size}"
+        )
+    if args.model == "cnn3d" and size < 5:
+        raise InputDataError(f"--model cnn3d needs --patch-size 5 or more, got {size}")
+    return size
+
+
+def _odd_patch_size(size: int) -> int:
+    if size < 1 or size % 2 == 0:
+        raise InputDataError(f"--patch-size must be a positive odd number, got {size}")
+    return size
+
+
 def _check_model_options(args: argparse.Namespace) -> None:
     """Refuse options that the chosen model would ignore."""
     network = ("recipe", "epochs", "lr", "batch_size", "max_steps", "max_minutes")
     network += ("early_stopping", "resume", "augment")
     pretraining = ("pretrained", "pretrained_pixel", "pretrained_band", "transfer_outer_norm")
+    network += ("patch_size",)
     ignored = {"rf": (*network, *pretraining), "svm": (*network, *pretraining, "trees")}
     ignored["cnn3d"] = (*pretraining, "trees")
     ignored["factoformer"] = ("trees",)
-    ignored["maskedsst"] = ("recipe", "early_stopping", "trees", "augment", *pretraining[1:])
+    ignored["maskedsst"] = ("recipe", "early_stopping", "trees", "augment", "patch_size")
+    ignored["maskedsst"] += pretraining[1:]
     for model in ("factoformer", "cnn3d", "rf", "svm"):
         ignored[model] += cli_maskedsst.TRAIN_OPTIONS
     given = [f"--{k.replace('_', '-')}" for k in ignored[args.model] if getattr(args, k)]
@@ -653,11 +687,12 @@ def _pretrain(args: argparse.Namespace) -> int:
     if args.model == "maskedsst":
         return cli_maskedsst.pretrain(args, _load_scene, _feedback(args, "pretrain maskedsst"))
     cli_maskedsst.refuse_pretrain_options(args)
+    patch = _odd_patch_size(args.patch_size or 7)
     if args.raster is not None:
-        pixels = raster_pixels(args.raster)
+        pixels = raster_pixels(args.raster, patch)
     else:
         args.train_labels = args.test_labels = None
-        pixels = scene_unlabelled_pixels(_load_scene(args))
+        pixels = scene_unlabelled_pixels(_load_scene(args), patch)
     overrides = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,

@@ -15,7 +15,7 @@ from .progress import Feedback
 
 # Options of one pretraining that have no meaning for the other (all default None).
 _FACTOFORMER_PRETRAIN_ONLY = ("branch", "recipe", "loss", "masks", "encoder", "decoder_depth")
-_FACTOFORMER_PRETRAIN_ONLY += ("dropout",)
+_FACTOFORMER_PRETRAIN_ONLY += ("dropout", "patch_size")
 _MASKEDSST_PRETRAIN_ONLY = ("masking", "mask_unit", "tiles_per_epoch", "grad_clip")
 _MASKEDSST_PRETRAIN_ONLY += ("pos_embedding",)
 # Options of ``train`` for MaskedSST only (engine.cli refuses them for other models).

@@ -52,6 +52,8 @@ HELP = {
     "BATCH_SIZE": "Samples per step: patches (factoformer) or 8x8 tiles (maskedsst); 0 = the "
     "recipe's (32 patches, 16 tiles).",
     "SEED": "Seed of the weights, masks and batch order.",
+    "PATCH_SIZE": "factoformer: edge of the window around each pixel, odd; 0 (default) = 7, "
+    "the paper's. Train reads the same from PRETRAINED. maskedsst refuses it.",
     "RESUME": "Continue the run in the output folder from its last finished epoch.",
 }
 
@@ -68,6 +70,7 @@ class PretrainAlgorithm(EngineAlgorithm):
     MAX_STEPS = "MAX_STEPS"
     BATCH_SIZE = "BATCH_SIZE"
     SEED = "SEED"
+    PATCH_SIZE = "PATCH_SIZE"
     RESUME = "RESUME"
 
     NAME = "pretrain"
@@ -106,6 +109,9 @@ class PretrainAlgorithm(EngineAlgorithm):
                 self.BATCH_SIZE, "Batch size (0 = recipe)", defaultValue=0, minValue=0
             ),
             QgsProcessingParameterNumber(self.SEED, "Seed", defaultValue=0, minValue=0),
+            QgsProcessingParameterNumber(
+                self.PATCH_SIZE, "Patch size (0 = 7)", defaultValue=0, minValue=0
+            ),
         ]
         self.add_parameters(HELP, params, advanced)
 
@@ -135,6 +141,7 @@ class PretrainAlgorithm(EngineAlgorithm):
             (self.EPOCHS, "--epochs"),
             (self.MAX_STEPS, "--max-steps"),
             (self.BATCH_SIZE, "--batch-size"),
+            (self.PATCH_SIZE, "--patch-size"),
         ):
             value = self.parameterAsInt(parameters, name, context)
             args += [option, str(value)] if value else []

@@ -79,6 +79,10 @@ HELP = {
     "recipe's: 2,000 for factoformer's default recipe (none when EPOCHS is given, none for "
     "cnn3d), 500 for maskedsst.",
     "SEED": "Seed of the weights, the batch order and the validation draw.",
+    "PATCH_SIZE": "factoformer and cnn3d: edge of the window around each pixel that the model "
+    "reads, odd; 0 (default) = the pre-trained branches' (PRETRAINED), else 7, the paper's. "
+    "Smaller windows (3 or 5) suit coarse pixels such as 30 m EnMAP or PRISMA; other model "
+    "types refuse it.",
     "VALIDATION_SHARE": "Share of each class's training polygons (or, for a label raster, "
     "connected regions) held out to measure the model; whole polygons are held out, never "
     "part of one. 0 = none.",
@@ -99,6 +103,7 @@ class TrainAlgorithm(EngineAlgorithm):
     BATCH_SIZE = "BATCH_SIZE"
     MAX_STEPS = "MAX_STEPS"
     SEED = "SEED"
+    PATCH_SIZE = "PATCH_SIZE"
     VALIDATION_SHARE = "VALIDATION_SHARE"
     OUTPUT = "OUTPUT"
 
@@ -161,6 +166,9 @@ class TrainAlgorithm(EngineAlgorithm):
             QgsProcessingParameterNumber(
                 self.MAX_STEPS, "Step budget (0 = the recipe's)", defaultValue=0, minValue=0
             ),
+            QgsProcessingParameterNumber(
+                self.PATCH_SIZE, "Patch size (0 = default)", defaultValue=0, minValue=0
+            ),
         ]
         self.add_parameters(HELP, params[:4], advanced)
         self.add_parameters(HELP, params[4:])
@@ -201,6 +209,8 @@ class TrainAlgorithm(EngineAlgorithm):
             args += ["--seed", str(self.parameterAsInt(parameters, self.SEED, context))]
             share = self.parameterAsDouble(parameters, self.VALIDATION_SHARE, context)
             args += ["--validation-share", f"{share:g}"]
+            patch_size = self.parameterAsInt(parameters, self.PATCH_SIZE, context)
+            args += ["--patch-size", str(patch_size)] if patch_size else []
             if model_type in RECIPE_BATCH:
                 args += self._recipe_arguments(parameters, context, model_type)
             run = staging / "run"

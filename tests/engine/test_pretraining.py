@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, TINY_CONFIG
+from helpers import REPO, TINY_CONFIG, read_raster
 
 from engine.config import (
     PRETRAINING_RECIPES,
@@ -380,3 +380,39 @@ def test_cli_pretrain_killed_and_resumed_equals_uninterrupted(synthetic_scene_fi
     assert resumed.provenance["steps"] == whole.provenance["steps"] == 12 * 6  # 720 / 128
     for key, value in whole.state_dict.items():
         assert torch.equal(value, resumed.state_dict[key]), key
+
+
+def test_patch_size_flows_from_pretraining_to_the_classified_map(synthetic_scene_files, tmp_path):
+    files = synthetic_scene_files
+    pre = tmp_path / "pre"
+    proc = _cli(
+        "pretrain", "--raster", str(files["raster"]), "--patch-size", "5", "--output-dir",
+        str(pre), "--max-steps", "1", "--threads", "1", "--quiet",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert load_branch(pre, "pixel").config.patch_size == 5
+    scene = ["--raster", str(files["raster"]), "--train-labels", str(files["train"])]
+    run = tmp_path / "run"
+    proc = _cli(
+        "train", *scene, "--pretrained", str(pre), "--max-steps", "1", "--output-dir", str(run),
+        "--threads", "1", "--quiet",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr  # the branches' 5x5, without --patch-size
+    assert json.loads((run / "config.json").read_text())["model"]["patch_size"] == 5
+    onnx_path, out = tmp_path / "m.onnx", tmp_path / "classes.tif"
+    assert _cli("export", str(run), "--output", str(onnx_path), "--model-id", "p5").returncode == 0
+    assert "  patch: 5x5, padding symmetric" in _cli("info", str(onnx_path)).stdout.splitlines()
+    proc = _cli("classify", str(files["raster"]), "--model", str(onnx_path), "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    classes = read_raster(out)
+    assert classes.shape == read_raster(files["raster"]).shape[1:]
+    assert classes.min() >= 1  # every pixel classified
+
+    for extra, expected in (
+        (["--pretrained", str(pre), "--patch-size", "7"], "branches read 5x5 patches, not 7x7"),
+        (["--patch-size", "4"], "--patch-size must be a positive odd number, got 4"),
+        (["--model", "rf", "--patch-size", "3"], "--patch-size do not apply to --model rf"),
+    ):
+        proc = _cli("train", *scene, *extra, "--max-steps", "1", "--output-dir", str(tmp_path))
+        assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+        assert expected in proc.stderr

@@ -245,6 +245,21 @@ def test_vector_training_needs_its_class_field(run, fields, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_patch_size_reaches_the_model_and_is_refused_where_it_does_not_apply(run, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    common = {"INPUT": str(BUNDLED_SCENE), "TRAINING": str(BUNDLED_TRAIN), "MAX_STEPS": 1}
+    model = tmp_path / "p5.onnx"
+    run("factoformer:train", {**common, "PATCH_SIZE": 5, "OUTPUT": str(model)})
+    assert OnnxClassifier(model).metadata.patch_size == 5
+    with pytest.raises(QgsProcessingException, match="--patch-size do not apply to --model rf"):
+        run(
+            "factoformer:train",
+            {**common, "MODEL_TYPE": 2, "PATCH_SIZE": 3, "OUTPUT": str(tmp_path / "rf.onnx")},
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p5.onnx"]
+
+
 # --- through qgis_process -------------------------------------------------------------------
 
 
@@ -352,6 +367,7 @@ def test_training_algorithms_have_the_issue_parameters_with_help(processing_plug
             "BATCH_SIZE",
             "MAX_STEPS",
             "SEED",
+            "PATCH_SIZE",
             "VALIDATION_SHARE",
             "OUTPUT",
         ]
