@@ -26,6 +26,8 @@ from .errors import EngineError, InputDataError, PrecisionError
 
 # engine.models.registry.MODELS, named here so that the parser imports no torch.
 MODEL_NAMES = ("factoformer", "cnn3d", "maskedsst", "rf", "svm")
+PATCH_MODELS = ("factoformer", "cnn3d")  # the types whose patch edge --patch-size sets
+MAX_PATCH_SIZE = 31
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "factoformer") -> int:
@@ -452,21 +454,22 @@ def _train(args: argparse.Namespace) -> int:
     spec = model_spec(args.model)
     _check_model_options(args)
     pretrained = _load_pretrained(args) if spec.name == "factoformer" else []
-    patch_size = _patch_size(args, spec.patch_size, pretrained)
     tiles = _own_tiles(args)
-    if tiles is None:
+    scene = _load_scene(args) if tiles is None else None
+    name = scene.name if scene is not None else (args.tiles or tiles[0].raster).stem
+    out = _run_dir(args, name)
+    saved = _saved_state(args, out)
+    patch_size = _patch_size(args, spec, pretrained, saved)
+    if scene is not None:
         share = args.validation_share or 0.0
         if args.early_stopping and not share:
             raise InputDataError("early stopping needs validation pixels: give --validation-share")
-        scene = _load_scene(args)
         data = TrainingSet.from_scene(scene, patch_size, validation_share=share, seed=args.seed)
-        name = scene.name
     else:
         has_validation = any(t.validation_labels for t in tiles)
         share = args.validation_share
         if share is None:
             share = 0.0 if has_validation else 0.2
-        name = (args.tiles or tiles[0].raster).stem
         if args.early_stopping and not share and not has_validation:
             raise InputDataError(
                 "early stopping needs validation pixels (validation labels or share)"
@@ -486,8 +489,7 @@ def _train(args: argparse.Namespace) -> int:
         return _fit_classical(args, data, name, feedback)
     if spec.family == "dense":
         return _report_training(*cli_maskedsst.train(args, data, name, feedback))
-    recipe, recipe_line = _recipe(args, name if tiles is None else None, len(data.train))
-    out = _run_dir(args, name)
+    recipe, recipe_line = _recipe(args, name if tiles is None else None, len(data.train), saved)
     _say(
         [
             f"training on {name}: {data.summary()}",
@@ -522,27 +524,30 @@ def _report_training(run, out: Path) -> int:  # run: TrainedRun
     return 0
 
 
-def _patch_size(args: argparse.Namespace, default: int, pretrained: list) -> int:
-    """The patch edge to train with: ``--patch-size``, else the pre-trained branches', else
-    the model type's ``default``."""
-    branch_sizes = {branch.config.patch_size for branch in pretrained}
-    if args.patch_size is None:
-        return branch_sizes.pop() if branch_sizes else default
-    size = _odd_patch_size(args.patch_size)
-    if branch_sizes and branch_sizes != {size}:
-        (branch_size,) = branch_sizes
-        raise InputDataError(
-            f"the pre-trained branches read {branch_size}x{branch_size} patches, not "
-            f"{size}x{size}: leave out --patch-size or pre-train with --patch-size {size}"
-        )
+def _patch_size(args: argparse.Namespace, spec, pretrained: list, saved: dict | None) -> int:
+    """The patch edge to train with: the resumed run's, ``--patch-size``, the pre-trained
+    branches' (all that are known must agree), else the model type's."""
+    if spec.name not in PATCH_MODELS:
+        return spec.patch_size
+    model = ((saved or {}).get("record") or {}).get("model") or {}
+    known = [(f"--patch-size {args.patch_size}", args.patch_size)]
+    known += [(f"the pre-trained {b.branch} branch", b.config.patch_size) for b in pretrained]
+    known += [("the run being resumed", model.get("patch_size"))]
+    known = [(source, size) for source, size in known if size is not None]
+    if len({size for _, size in known}) > 1:
+        sizes = ", ".join(f"{source}: {size}x{size}" for source, size in known)
+        raise InputDataError(f"patch sizes disagree ({sizes}); use one size")
+    size = _odd_patch_size(known[0][1]) if known else spec.patch_size
     if args.model == "cnn3d" and size < 5:
         raise InputDataError(f"--model cnn3d needs --patch-size 5 or more, got {size}")
     return size
 
 
-def _odd_patch_size(size: int) -> int:
-    if size < 1 or size % 2 == 0:
-        raise InputDataError(f"--patch-size must be a positive odd number, got {size}")
+def _odd_patch_size(size: int, smallest: int = 1) -> int:
+    if not smallest <= size <= MAX_PATCH_SIZE or size % 2 == 0:
+        raise InputDataError(
+            f"--patch-size must be an odd number from {smallest} to {MAX_PATCH_SIZE}, got {size}"
+        )
     return size
 
 
@@ -599,8 +604,11 @@ def _fit_classical(
     return 0
 
 
-def _recipe(args: argparse.Namespace, scene: str | None, train_pixels: int):
-    """The training recipe the arguments ask for, and a line for the log saying what it is."""
+def _recipe(
+    args: argparse.Namespace, scene: str | None, train_pixels: int, saved: dict | None = None
+):
+    """The training recipe the arguments ask for, and a line for the log saying what it is;
+    ``saved``: the state of the run being resumed."""
     from dataclasses import replace
 
     from .config import default_recipe
@@ -609,7 +617,7 @@ def _recipe(args: argparse.Namespace, scene: str | None, train_pixels: int):
     name = args.recipe or model_spec(args.model).default_recipe
     name = name or (scene if scene in PAPER_RECIPES else DEFAULT_RECIPE_NAME)
     overrides = {"epochs": args.epochs, "learning_rate": args.lr, "batch_size": args.batch_size}
-    overrides["augment"] = args.augment or _default_augment(args)
+    overrides["augment"] = args.augment or _default_augment(args, saved)
     overrides = {k: v for k, v in overrides.items() if v}
     if name == DEFAULT_RECIPE_NAME:
         budget = args.max_steps or DEFAULT_STEP_BUDGET
@@ -637,16 +645,21 @@ def _recipe(args: argparse.Namespace, scene: str | None, train_pixels: int):
     return recipe, line
 
 
-def _default_augment(args: argparse.Namespace) -> str | None:
-    """Without ``--augment``: a resumed run keeps its own; fine-tuning from pre-trained
-    branches flips and turns the patches; else the recipe's (none)."""
+def _default_augment(args: argparse.Namespace, saved: dict | None) -> str | None:
+    """Without ``--augment``: a resumed run (``saved`` state) keeps its own; fine-tuning
+    from pre-trained branches flips and turns the patches; else the recipe's (none)."""
+    if saved is not None:
+        return str(saved["recipe"].get("augment", "none"))
+    return FINE_TUNING_AUGMENT if _fine_tunes(args) else None
+
+
+def _saved_state(args: argparse.Namespace, out: Path) -> dict | None:
+    """The state of the run in ``out`` that ``--resume`` continues, if there is one."""
     from .training.loop import load_state
     from .training.run import STATE_NAME
 
-    state = Path(args.output_dir) / STATE_NAME if args.output_dir else None
-    if args.resume and state is not None and state.is_file():
-        return str(load_state(state)["recipe"].get("augment", "none"))
-    return FINE_TUNING_AUGMENT if _fine_tunes(args) else None
+    state = out / STATE_NAME
+    return load_state(state) if args.resume and state.is_file() else None
 
 
 def _fine_tunes(args: argparse.Namespace) -> bool:
@@ -687,7 +700,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     if args.model == "maskedsst":
         return cli_maskedsst.pretrain(args, _load_scene, _feedback(args, "pretrain maskedsst"))
     cli_maskedsst.refuse_pretrain_options(args)
-    patch = _odd_patch_size(args.patch_size or 7)
+    patch = 7 if args.patch_size is None else _odd_patch_size(args.patch_size, smallest=3)
     if args.raster is not None:
         pixels = raster_pixels(args.raster, patch)
     else:

@@ -27,7 +27,7 @@ POLL_SECONDS = 0.2
 # directory's '' entry when there is one (isolated Pythons have none; their first entry,
 # the standard library, stays): relative paths resolve against the caller's directory, yet
 # an ``engine`` folder there cannot shadow the bundled engine (``python -m`` would put the
-# working directory first). No spaces, so no launcher splits it.
+# working directory first). No spaces, for launchers that split command lines on them.
 ENGINE_BOOTSTRAP = (
     "import\tsys,runpy;root=sys.argv.pop(1);"
     "sys.path[:1]=[root]if\tsys.path[:1]==['']else[root,*sys.path[:1]];"

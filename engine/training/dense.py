@@ -141,7 +141,7 @@ def train_dense(
         epoch_end=validate if data.validation is not None else None,
         time_limit=time_limit,
         param_groups=groups,
-        record=record,
+        record={"model": config.to_dict(), "pretraining": record},
     )
     return TrainingResult(
         model,  # type: ignore[arg-type]
@@ -149,7 +149,7 @@ def train_dense(
         fitted.history,
         fitted.seconds,
         fitted.steps,
-        fitted.record,
+        fitted.record.get("pretraining") if fitted.record else record,
         None,
         fitted.stopped,
     )

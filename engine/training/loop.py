@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CancelledError, InputDataError, ModelLoadError
+from ..errors import CancelledError, InputDataError, ModelLoadError, first_line
 from ..models.layers import dropout_rng_state, seed_dropout, set_dropout_rng_state
 from ..progress import Feedback, ProgressBar, SilentFeedback
 
@@ -109,9 +109,10 @@ def fit(
         time_limit: seconds of training after which the run stops (after a whole step).
         param_groups: Adam parameter groups, e.g. a head with its own ``lr`` (default:
             all of the model's parameters at the recipe's learning rate).
-        record: what the caller wants remembered with the weights (e.g. the pretraining
-            they started from); saved in the state, and a resumed run's ``record`` is the
-            saved one when it has one (the weights came from that run).
+        record: what the caller wants remembered with the weights (e.g. the model's config
+            and the pretraining it started from); saved in the state. A resumed run's
+            ``record`` is the saved one (the weights came from that run); states written
+            before records were kept leave the caller's.
 
     Raises:
         CancelledError: when the feedback asks to stop (the last epoch's state stays).
@@ -298,8 +299,13 @@ def _restore(
         )
     try:
         model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise InputDataError(f"cannot resume from {path}: another model ({exc})") from None
+    except RuntimeError as exc:  # torch's first line says only "Error(s) in loading ..."
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else first_line(exc)
+        raise InputDataError(
+            f"cannot resume from {path}: it holds another model (started with other "
+            f"options, e.g. --patch-size, or on other bands): {detail}"
+        ) from None
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])
@@ -308,5 +314,6 @@ def _restore(
     result.history = list(state["history"])
     result.steps = int(state["steps"])
     result.seconds = float(state["seconds"])
-    result.record = state.get("record") or result.record
+    if "record" in state:
+        result.record = state["record"]
     return int(state["epochs_done"])

@@ -141,7 +141,7 @@ def train(
         "training",
         epoch_end=checker,
         time_limit=time_limit,
-        record=record,
+        record={"model": config.to_dict(), "pretraining": record},
     )
     if checker is not None:
         checker.restore_best()
@@ -151,7 +151,7 @@ def train(
         fitted.history,
         fitted.seconds,
         fitted.steps,
-        fitted.record,
+        fitted.record.get("pretraining") if fitted.record else record,
         checker.record() if checker else None,
         fitted.stopped,
     )

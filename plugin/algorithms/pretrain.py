@@ -110,7 +110,7 @@ class PretrainAlgorithm(EngineAlgorithm):
             ),
             QgsProcessingParameterNumber(self.SEED, "Seed", defaultValue=0, minValue=0),
             QgsProcessingParameterNumber(
-                self.PATCH_SIZE, "Patch size (0 = 7)", defaultValue=0, minValue=0
+                self.PATCH_SIZE, "Patch size (0 = 7)", defaultValue=0, minValue=0, maxValue=31
             ),
         ]
         self.add_parameters(HELP, params, advanced)
@@ -160,4 +160,4 @@ class PretrainAlgorithm(EngineAlgorithm):
                     f"The last finished epoch stays in {output}; run again with RESUME to continue."
                 )
             raise
-        return {self.OUTPUT: str(output)}
+        return {self.OUTPUT: str(output.absolute())}

@@ -64,7 +64,8 @@ HELP = {
     "run (encoder.pt; the model starts from its backbone, with a new head). A run made for "
     "the other model is refused. FactoFormer fine-tuning from a run flips and turns its "
     "training patches at random (dihedral augmentation, chosen on validation pixels).",
-    "MODEL_TYPE": "factoformer (default): the transformer, one class per 7x7 patch; cnn3d: a "
+    "MODEL_TYPE": "factoformer (default): the transformer, one class per patch (7x7 unless "
+    "PATCH_SIZE or PRETRAINED says otherwise); cnn3d: a "
     "3D-CNN; rf / svm: a random forest or RBF SVM on single-pixel spectra (hyperparameters "
     "by cross-validation; epochs, batch size and steps do not apply); maskedsst: the dense "
     "transformer that labels every pixel of 8x8 tiles (slower: about 2-3 s per step of 8 "
@@ -167,7 +168,11 @@ class TrainAlgorithm(EngineAlgorithm):
                 self.MAX_STEPS, "Step budget (0 = the recipe's)", defaultValue=0, minValue=0
             ),
             QgsProcessingParameterNumber(
-                self.PATCH_SIZE, "Patch size (0 = default)", defaultValue=0, minValue=0
+                self.PATCH_SIZE,
+                "Patch size (0 = default)",
+                defaultValue=0,
+                minValue=0,
+                maxValue=31,
             ),
         ]
         self.add_parameters(HELP, params[:4], advanced)
@@ -238,7 +243,7 @@ class TrainAlgorithm(EngineAlgorithm):
                 f"{validation.get('pixels', '?')} pixels (whole polygons held out)"
             )
         return {
-            self.OUTPUT: str(output),
+            self.OUTPUT: str(output.absolute()),
             "MODEL_ID": model_id,
             "VALIDATION_OA": validation.get("overall_accuracy") if validation else None,
             "VALIDATION_PIXELS": validation.get("pixels") if validation else None,

@@ -408,11 +408,33 @@ def test_patch_size_flows_from_pretraining_to_the_classified_map(synthetic_scene
     assert classes.shape == read_raster(files["raster"]).shape[1:]
     assert classes.min() >= 1  # every pixel classified
 
-    for extra, expected in (
-        (["--pretrained", str(pre), "--patch-size", "7"], "branches read 5x5 patches, not 7x7"),
-        (["--patch-size", "4"], "--patch-size must be a positive odd number, got 4"),
+    bad = (
+        (["--pretrained", str(pre), "--patch-size", "7"], "--patch-size 7: 7x7, the pre-trained"),
+        (["--patch-size", "4"], "--patch-size must be an odd number from 1 to 31, got 4"),
+        (["--patch-size", "33"], "--patch-size must be an odd number from 1 to 31, got 33"),
+        (["--model", "cnn3d", "--patch-size", "3"], "cnn3d needs --patch-size 5 or more"),
         (["--model", "rf", "--patch-size", "3"], "--patch-size do not apply to --model rf"),
-    ):
+    )
+    for extra, expected in bad:
         proc = _cli("train", *scene, *extra, "--max-steps", "1", "--output-dir", str(tmp_path))
         assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
         assert expected in proc.stderr
+    for size in ("1", "0"):  # a 1x1 patch has no pixel to hide
+        proc = _cli("pretrain", "--raster", str(files["raster"]), "--patch-size", size,
+                    "--output-dir", str(tmp_path / "p1"), "--max-steps", "1")  # fmt: skip
+        assert proc.returncode == 2 and f"from 3 to 31, got {size}" in proc.stderr
+
+
+def test_resume_keeps_the_runs_patch_size(synthetic_scene_files, tmp_path):
+    files = synthetic_scene_files
+    scene = ["--raster", str(files["raster"]), "--train-labels", str(files["train"])]
+    run = ["--output-dir", str(tmp_path), "--threads", "1", "--quiet"]
+    proc = _cli("train", *scene, "--patch-size", "5", "--epochs", "2", "--max-steps", "2", *run)
+    assert proc.returncode == 0, proc.stderr  # one of two epochs
+    proc = _cli("train", *scene, "--epochs", "2", "--max-steps", "4", "--resume", *run)
+    assert proc.returncode == 0, proc.stderr  # no --patch-size: the run's
+    assert "trained 4 steps" in proc.stdout
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["patch_size"] == 5
+    proc = _cli("train", *scene, "--epochs", "2", "--resume", "--patch-size", "7", *run)
+    assert proc.returncode == 2, proc.stderr
+    assert "the run being resumed: 5x5" in proc.stderr and proc.stderr.count("\n") == 1

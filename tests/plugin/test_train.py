@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -277,7 +278,7 @@ def test_workflow_through_qgis_process(qgis_env, fields, tmp_path):  # noqa: F81
 
     shutil.copy(BUNDLED_SCENE, tmp_path / "scene.tif")
     polygons = os.path.relpath(fields, tmp_path)
-    run_json(
+    pretrained = run_json(
         "factoformer:pretrain",
         "INPUT=scene.tif",
         "OUTPUT=pre",
@@ -286,6 +287,8 @@ def test_workflow_through_qgis_process(qgis_env, fields, tmp_path):  # noqa: F81
         "BATCH_SIZE=32",
     )
     pre = tmp_path / "pre"
+    assert Path(pretrained["OUTPUT"]).is_absolute()  # where it is, not where it was asked for
+    assert Path(pretrained["OUTPUT"]).resolve() == pre.resolve()
     assert (pre / "pixel" / "encoder.pt").is_file() and (pre / "band" / "encoder.pt").is_file()
     trained = run_json(
         "factoformer:train",
@@ -299,6 +302,8 @@ def test_workflow_through_qgis_process(qgis_env, fields, tmp_path):  # noqa: F81
     )
     model = tmp_path / "model.onnx"
     assert model.is_file() and trained["VALIDATION_PIXELS"] > 0
+    assert Path(trained["OUTPUT"]).is_absolute()
+    assert Path(trained["OUTPUT"]).resolve() == model.resolve()
     classes, report = tmp_path / "classes.tif", tmp_path / "report.html"
     run_json("factoformer:classify", "INPUT=scene.tif", "MODEL=model.onnx", "OUTPUT=classes.tif")
     assessed = run_json(
