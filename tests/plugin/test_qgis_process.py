@@ -297,7 +297,7 @@ def test_shipped_enmap_model_maps_an_enmap_test_tile(qgis_env, tmp_path, model):
     """Each shipped EnMAP model (FactoFormer; the dense MaskedSST) reads an EnMAP L2A tile
     by wavelength (218 of its 224 bands) and writes a styled land-cover map that mostly
     agrees with the tile's labels."""
-    tile = ENMAP_TILES / "images" / "enmap_potsdam_tile_160_96.tif"  # a test-list tile
+    tile = ENMAP_TILES / "images" / "enmap_potsdam_tile_96_32.tif"  # test list, 480 labels
     out = tmp_path / "landcover.tif"
     result = _run_json(
         qgis_env,
@@ -310,6 +310,6 @@ def test_shipped_enmap_model_maps_an_enmap_test_tile(qgis_env, tmp_path, model):
     classes, labels = read_raster(out), read_raster(ENMAP_TILES / "labels" / tile.name)
     assert set(np.unique(classes)) <= set(range(1, 7))
     labelled = labels > 0
-    assert (classes[labelled] == labels[labelled]).mean() > 0.6
+    assert (classes[labelled] == labels[labelled]).mean() > 0.7
     style = out.with_suffix(".qml").read_text()
     assert all(name in style for name in ("roof", "low vegetation", "water"))
