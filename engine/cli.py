@@ -554,9 +554,8 @@ def _odd_patch_size(size: int, smallest: int = 1) -> int:
 def _check_model_options(args: argparse.Namespace) -> None:
     """Refuse options that the chosen model would ignore."""
     network = ("recipe", "epochs", "lr", "batch_size", "max_steps", "max_minutes")
-    network += ("early_stopping", "resume", "augment")
+    network += ("early_stopping", "resume", "augment", "patch_size")
     pretraining = ("pretrained", "pretrained_pixel", "pretrained_band", "transfer_outer_norm")
-    network += ("patch_size",)
     ignored = {"rf": (*network, *pretraining), "svm": (*network, *pretraining, "trees")}
     ignored["cnn3d"] = (*pretraining, "trees")
     ignored["factoformer"] = ("trees",)

@@ -267,14 +267,12 @@ def test_patch_size_reaches_the_model_and_is_refused_where_it_does_not_apply(run
 def test_workflow_through_qgis_process(qgis_env, fields, tmp_path):  # noqa: F811
     """Pretrain, train, classify and assess as a shell user would: paths relative to the
     folder qgis_process is started in."""
-    from test_qgis_process import _qgis_process
+    from test_qgis_process import _run_json
 
     env = {**qgis_env, "OMP_NUM_THREADS": "1"}
 
     def run_json(algorithm, *params):
-        done = _qgis_process(env, "--json", "run", algorithm, "--", *params, cwd=tmp_path)
-        assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
-        return json.loads(done.stdout)["results"]  # nothing else is printed on stdout
+        return _run_json(env, algorithm, *params, cwd=tmp_path)
 
     shutil.copy(BUNDLED_SCENE, tmp_path / "scene.tif")
     polygons = os.path.relpath(fields, tmp_path)
