@@ -33,10 +33,10 @@ from ..models import DEFAULT_KERNELS, Kernels
 from ..models.layers import Block
 from ..models.maskedsst import BlockwiseLinear, MaskedSST
 from ..progress import Feedback
-from ..training.loop import StepFunction, fit, seed_everything
+from ..training.loop import StepFunction, fit, load_weights_only, seed_everything
 from .data import PretrainingPixels
 from .run import STATE_NAME, provenance, write_run
-from .transfer import ENCODER_NAME, check_matching, load_weights_only, save_pretrained
+from .transfer import ENCODER_NAME, check_matching, save_pretrained
 
 ENCODER_FORMAT = "maskedsst-pretrained-encoder/1"
 HEAD_PREFIXES = ("head.", "head_norm.")  # fine-tuning only; never pre-trained

@@ -24,7 +24,7 @@ import torch
 from ..config import BRANCHES, Branch, EncoderConfig
 from ..errors import InputDataError, ModelLoadError
 from ..models import FactoFormer
-from ..training.loop import save_atomically
+from ..training.loop import load_weights_only, save_atomically
 
 ENCODER_FORMAT = "factoformer-pretrained-encoder/1"
 ENCODER_NAME = "encoder.pt"
@@ -132,18 +132,6 @@ def transfer(
         parts += ", outer norm" if outer_norm else ""
         record["branches"][pre.branch] = {"transferred": parts, **pre.provenance}
     return record
-
-
-def load_weights_only(file: Path, file_format: str, what: str) -> dict[str, Any]:
-    """The dict saved in ``file``, loaded without executing code; it must be ``file_format``."""
-    try:
-        data = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"cannot load {file} as weights only: {first}") from None
-    if not isinstance(data, dict) or data.get("format") != file_format:
-        raise ModelLoadError(f"{file} is not a {what} ({file_format})")
-    return data
 
 
 def check_matching(pre: Any, target: Any, fields: Sequence[str], what: str) -> None:

@@ -21,6 +21,7 @@ from ..metrics import ClassificationMetrics
 from ..models import FactoFormer, count_parameters
 from ..models.cnn3d import CNN3D, CNN3DConfig
 from ..models.registry import spec_for_config, spec_for_type
+from .loop import load_weights_only
 from .trainer import TrainingResult
 
 CHECKPOINT_FORMAT = "factoformer-checkpoint/1"
@@ -149,16 +150,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         path = path / CHECKPOINT_NAME
     if not path.exists():
         raise ModelLoadError(f"checkpoint not found: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        reason = next(
-            (line for line in lines if "Unpickler error" in line), lines[0] if lines else ""
-        )
-        raise ModelLoadError(f"cannot load checkpoint {path} as weights only: {reason}") from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise ModelLoadError(f"{path} is not a FactoFormer checkpoint ({CHECKPOINT_FORMAT})")
+    data = load_weights_only(
+        path,
+        CHECKPOINT_FORMAT,
+        "FactoFormer checkpoint",
+        f"cannot load checkpoint {path} as weights only",
+    )
     try:  # checkpoints written before other model types are FactoFormers
         spec = spec_for_type(data.get("model_type", "FactoFormer"))
         model = spec.build(spec.config_from_dict(data["config"]))

@@ -270,15 +270,42 @@ def save_atomically(payload: dict[str, Any], path: str | os.PathLike[str]) -> Pa
     return path
 
 
+def load_weights_only(
+    path: str | os.PathLike[str], file_format: str, what: str, failure: str | None = None
+) -> dict[str, Any]:
+    """The dict saved in ``path`` (``torch.save``), loaded without executing code; it must
+    be a ``file_format`` file (``what``, for the message).
+
+    Raises:
+        ModelLoadError: in one line; ``failure`` starts the message when the file cannot be
+            read (default ``cannot load PATH as weights only``).
+    """
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or unsafe files
+        failure = failure or f"cannot load {path} as weights only"
+        raise ModelLoadError(f"{failure}: {_unpickling_reason(exc)}") from None
+    if not isinstance(data, dict) or data.get("format") != file_format:
+        raise ModelLoadError(f"{path} is not a {what} ({file_format})")
+    return data
+
+
+def _unpickling_reason(exc: Exception) -> str:
+    """The line of a ``torch.load`` error that says what is wrong: the unpickler's reason
+    when there is one (not torch's advice to load without ``weights_only``), else the first."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for number, line in enumerate(lines):
+        if "Unpickler error" in line:
+            detail = line.split("Unpickler error", 1)[1].strip(" :")
+            if not detail and number + 1 < len(lines):
+                detail = lines[number + 1]
+            return f"unpickler error: {detail}" if detail else line
+    return lines[0] if lines else type(exc).__name__
+
+
 def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A saved training state (``save_atomically``'s payload); ModelLoadError if it is not one."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt files
-        raise ModelLoadError(f"cannot resume from {path}: {exc}") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise ModelLoadError(f"{path} is not a training state ({STATE_FORMAT})")
-    return state
+    return load_weights_only(path, STATE_FORMAT, "training state", f"cannot resume from {path}")
 
 
 def _restore(

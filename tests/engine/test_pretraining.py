@@ -438,3 +438,8 @@ def test_resume_keeps_the_runs_patch_size(synthetic_scene_files, tmp_path):
     proc = _cli("train", *scene, "--epochs", "2", "--resume", "--patch-size", "7", *run)
     assert proc.returncode == 2, proc.stderr
     assert "the run being resumed: 5x5" in proc.stderr and proc.stderr.count("\n") == 1
+    (tmp_path / "training_state.pt").write_text("not a state")  # damaged
+    proc = _cli("train", *scene, "--epochs", "2", "--resume", *run)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "cannot resume from" in proc.stderr and "unpickler error" in proc.stderr
+    assert "weights_only" not in proc.stderr  # not torch's advice to load it unsafely
