@@ -142,7 +142,8 @@ def name(key: str) -> str:
     if key in NAMES:
         return NAMES[key]
     config, _, variant = key.split("-", 1)[-1].partition("/")
-    return f"FactoFormer ({config} branch pre-trained, {variant or 'fast'})"
+    branches = "both branches" if config == "both" else f"{config} branch"
+    return f"FactoFormer ({branches} pre-trained, {variant or 'fast'})"
 
 
 def json_files(paths: list[Path]) -> list[Path]:
