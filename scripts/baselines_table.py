@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.config import PRETRAINING_RECIPES  # noqa: E402
+from engine.config import PRETRAINING_RECIPES, MaskedPretrainingRecipe  # noqa: E402
 
 ORDER = ("rf", "svm", "cnn3d", "factoformer", "factoformer-both", "maskedsst", "maskedsst-pre")
 NAMES = {
@@ -96,7 +96,9 @@ def model_key(record: dict) -> str:
     names its ``scene``) or ``factoformer[-config][/variant]`` (pretraining study; the
     pretraining recipe is named unless it is ``fast``, so recipes never share a row)."""
     if "scene" in record:  # its "model" is the architecture
-        return "maskedsst" if record["config"] == "scratch" else "maskedsst-pre"
+        if record["config"] == "scratch":
+            return "maskedsst"
+        return "maskedsst-pre" + "".join(f"@{o}" for o in maskedsst_pretraining(record))
     if "model" in record:
         fitted = record.get("fit_on", "train")
         budget = record.get("step_budget")
@@ -114,6 +116,18 @@ def model_key(record: dict) -> str:
         return "factoformer"
     variant = recipe_name(record.get("pretraining_recipe")) or record.get("variant") or "fast"
     return f"factoformer-{config}" + ("" if variant == "fast" else f"/{variant}")
+
+
+def maskedsst_pretraining(record: dict) -> list[str]:
+    """How a MaskedSST result's pretraining differs from the default recipe's (none for the
+    default, so results of other recipes never share its row)."""
+    pre, default = record["pretraining"], MaskedPretrainingRecipe()
+    recipe = {**default.to_dict(), **pre["recipe"]}  # older results: the defaults of then
+    options = [f"{recipe['encoder']} encoder"] if recipe["encoder"] != default.encoder else []
+    options += [f"{recipe['masking']} masks"] if recipe["masking"] != default.masking else []
+    default_steps = default.epochs * default.tiles_per_epoch // default.batch_size
+    options += [f"{pre['steps']:,} pretraining steps"] if pre["steps"] != default_steps else []
+    return options
 
 
 def recipe_name(stored: dict | None) -> str | None:
@@ -154,7 +168,8 @@ def json_files(paths: list[Path]) -> list[Path]:
 
 
 def is_test_result(record: dict) -> bool:
-    return "metrics" in record and record.get("evaluated_on", "test") == "test"
+    evaluated = record.get("evaluated_on", record.get("evaluated", "test"))
+    return "metrics" in record and evaluated == "test"
 
 
 def load(paths: list[Path]) -> dict[str, dict[str, list[dict]]]:

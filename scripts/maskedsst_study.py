@@ -13,6 +13,11 @@ defaults, ``random-masks``, ``visible``, ``2400-pretrain-steps``, ``sincos``,
 last epoch (under ``<runs>``). ``--encoder visible`` pre-trains MAE-style: only the
 visible pixels are encoded, then one spatial decoder block (half the step time).
 
+``--validation SHARE`` (Indian Pines only) is the mode for choosing variants (encoder,
+pretraining length...): that share of the training pixels, whole regions (seed
+``--validation-seed``, the FactoFormer study's carving), is held out and reported in place
+of the test pixels, which are not read; results in ``<results>/validation/<scene>/...``.
+
 Label efficiency (``--subset N``, Indian Pines only): fine-tune on the stored subset with N
 pixels per class drawn with ``--seed`` (the FactoFormer study's files), from the backbone
 pre-trained with ``--pretraining-seed``; results in
@@ -23,6 +28,8 @@ Examples:
     python scripts/maskedsst_study.py --seed 0 --scenes enmap --no-bf16
     python scripts/maskedsst_study.py --seed 0 --scenes enmap --pos-embedding sincos
     python scripts/maskedsst_study.py --seed 1 --subset 5 --pretraining-seed 0
+    python scripts/maskedsst_study.py --seed 0 --scenes indian_pines --validation 0.3 \
+        --encoder visible --pretrain-steps 4800
     python scripts/maskedsst_study.py --seed 0 --smoke --results /tmp/r --runs /tmp/runs
 """
 
@@ -48,6 +55,7 @@ from engine.data.training_set import (  # noqa: E402
     load_training_set,
     read_tile_csv,
 )
+from engine.data.validation import labels_fingerprint, scene_with_validation  # noqa: E402
 from engine.pretraining.data import raster_pixels, scene_unlabelled_pixels  # noqa: E402
 from engine.pretraining.maskedsst import (  # noqa: E402
     ENCODER_NAME,
@@ -80,12 +88,13 @@ def main() -> None:
         if not pending:
             print(f"{scene}: all results for seed {args.seed} exist; nothing to do")
             continue
-        data = training_data(scene, args.subset, args.seed)
-        runs = args.runs / f"{scene}-seed{args.seed}"
+        data, split = training_data(scene, args)
+        runs = args.runs / f"{scene}-seed{args.seed}" / (f"validation-{split}" if split else "")
         pre_runs = args.runs / f"{scene}-seed{args.pretraining_seed}"
         pre = pretrained(scene, data, pre_runs, args) if "pretrained" in pending else None
         for config in pending:
-            fine_tune(scene, data, config, pre if config == "pretrained" else None, runs, args)
+            used = pre if config == "pretrained" else None
+            fine_tune(scene, data, split, config, used, runs, args)
 
 
 def parse_args() -> argparse.Namespace:
@@ -126,6 +135,13 @@ def parse_args() -> argparse.Namespace:
         type=int,
         help="use the backbone pre-trained with this seed (default: --seed)",
     )
+    parser.add_argument(
+        "--validation",
+        type=float,
+        metavar="SHARE",
+        help="hold out this share of Indian Pines' training pixels and report them, not test",
+    )
+    parser.add_argument("--validation-seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true", help="tiny network, 3 steps each")
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "maskedsst")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "maskedsst")
@@ -134,6 +150,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.subset and args.scenes != ["indian_pines"]:
         parser.error("--subset needs --scenes indian_pines (the stored subsets are its)")
+    if args.validation and (args.scenes != ["indian_pines"] or args.subset):
+        parser.error("--validation needs --scenes indian_pines and no --subset")
     if args.pretraining_seed is None:
         args.pretraining_seed = args.seed
     if args.smoke:
@@ -141,20 +159,29 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def training_data(scene: str, subset: int | None, seed: int) -> TrainingSet:
-    """Indian Pines' fixed split (or its stored ``subset`` drawn with ``seed``), or the
-    EnMAP train / validation / test tiles."""
+def training_data(scene: str, args: argparse.Namespace) -> tuple[TrainingSet, str | None]:
+    """Indian Pines' fixed split (or its stored ``--subset`` drawn with ``--seed``, or with
+    ``--validation`` carved from its training pixels), or the EnMAP train / validation /
+    test tiles; and the fingerprint of the validation split, if one is carved."""
     patch = context_patch_size(MaskedSSTConfig.tile_size)
-    if scene == "indian_pines":
-        pines = load_indian_pines()
-        if subset:
-            pines = with_subset(pines, subset_path(subset, seed), subset)
-        return TrainingSet.from_scene(pines, patch)
-    tiles = [*read_tile_csv(ENMAP / "train_files.csv")]
-    for split in ("validation", "test"):
-        for t in read_tile_csv(ENMAP / f"{split}_files.csv"):  # columns image, mask
-            tiles.append(TileFiles(t.raster, **{f"{split}_labels": t.train_labels}))
-    return load_training_set(tiles, patch, name="enmap_potsdam_tiles")
+    if scene == "enmap":
+        tiles = [*read_tile_csv(ENMAP / "train_files.csv")]
+        for split in ("validation", "test"):
+            for t in read_tile_csv(ENMAP / f"{split}_files.csv"):  # columns image, mask
+                tiles.append(TileFiles(t.raster, **{f"{split}_labels": t.train_labels}))
+        return load_training_set(tiles, patch, name="enmap_potsdam_tiles"), None
+    pines = load_indian_pines()
+    if args.subset:
+        pines = with_subset(pines, subset_path(args.subset, args.seed), args.subset)
+    if not args.validation:
+        return TrainingSet.from_scene(pines, patch), None
+    carved = scene_with_validation(pines, args.validation, args.validation_seed)
+    print(
+        f"validation: {(carved.test_labels > 0).sum()} of {(pines.train_labels > 0).sum()} "
+        f"training pixels held out (seed {args.validation_seed}); the test pixels are not read",
+        file=sys.stderr,
+    )
+    return TrainingSet.from_scene(carved, patch), labels_fingerprint(carved.test_labels)
 
 
 def network(data: TrainingSet, args: argparse.Namespace) -> MaskedSSTConfig:
@@ -196,6 +223,7 @@ def pretrained(
 def fine_tune(
     scene: str,
     data: TrainingSet,
+    split: str | None,
     config: str,
     pre: PretrainedMaskedSST | None,
     runs: Path,
@@ -225,6 +253,8 @@ def fine_tune(
         "smoke": args.smoke,
         "training_pixels": len(data.train),
         "subset": {"per_class": args.subset, "draw_seed": args.seed} if args.subset else None,
+        "evaluated": "validation" if split else "test",
+        "validation_split": split,
         "pretraining_seed": args.pretraining_seed if pre is not None else None,
         "metrics": run.metrics.to_dict(names),
         "validation": run.validation.to_dict(names) if run.validation else None,
@@ -249,8 +279,9 @@ def fine_tune(
     path.write_text(json.dumps(record, indent=2) + "\n")
     m = run.metrics
     print(
-        f"{scene} {config:10s} seed {args.seed}: test OA {100 * m.overall_accuracy:.2f} "
-        f"AA {100 * m.average_accuracy:.2f} kappa {100 * m.kappa:.2f} -> {path}"
+        f"{scene} {config:10s} seed {args.seed}: {record['evaluated']} "
+        f"OA {100 * m.overall_accuracy:.2f} AA {100 * m.average_accuracy:.2f} "
+        f"kappa {100 * m.kappa:.2f} -> {path}"
     )
 
 
@@ -272,10 +303,13 @@ def pretraining_variant(args: argparse.Namespace, config: str) -> list[str]:
 
 
 def result_path(args: argparse.Namespace, scene: str, config: str) -> Path:
-    """``<results>/<scene>[/<variant>]/<config>-seed<k>.json``, or for a subset
-    ``<results>/label-efficiency/<N>px[/<variant>]/...``."""
+    """``<results>/<scene>[/<variant>]/<config>-seed<k>.json``, for a subset
+    ``<results>/label-efficiency/<N>px[/<variant>]/...``, for ``--validation``
+    ``<results>/validation/<scene>[/<variant>]/...``."""
     if args.subset:
         top = args.results / "label-efficiency" / f"{args.subset}px"
+    elif args.validation:
+        top = args.results / "validation" / scene
     else:
         top = args.results / scene
     folder = top / "+".join(variant(args, config))

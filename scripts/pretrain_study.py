@@ -23,7 +23,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -42,7 +41,7 @@ from engine.config import (  # noqa: E402
 )
 from engine.data.scenes import Scene, load_indian_pines  # noqa: E402
 from engine.data.subsets import SUBSET_BUDGETS, subset_path, with_subset  # noqa: E402
-from engine.data.validation import carve_validation  # noqa: E402
+from engine.data.validation import labels_fingerprint, scene_with_validation  # noqa: E402
 from engine.errors import InputDataError  # noqa: E402
 from engine.pretraining.data import scene_unlabelled_pixels  # noqa: E402
 from engine.pretraining.run import finished_or_pretrained, hardware  # noqa: E402
@@ -64,7 +63,7 @@ def main() -> None:
     scene = load_indian_pines(args.data_root)
     mode = "validation" if args.validation else "test"
     evaluated = validation_scene(scene, args) if args.validation else scene
-    split = split_id(evaluated) if args.validation else None
+    split = labels_fingerprint(evaluated.test_labels) if args.validation else None
     results = args.results / ("validation" if args.validation else "")
     if args.subset:
         # Fine-tune on a stored subset (draw seed = --seed); pretraining keeps the full
@@ -210,22 +209,14 @@ def pretraining_recipe(args: argparse.Namespace) -> tuple[PretrainingRecipe, str
 
 def validation_scene(scene: Scene, args: argparse.Namespace) -> Scene:
     """The scene with a share of its training pixels moved to the evaluated labels."""
-    carved = carve_validation([scene.train_labels], args.validation, args.validation_seed)
-    train, validation = carved.train[0], carved.validation[0]
+    carved = scene_with_validation(scene, args.validation, args.validation_seed)
     print(
-        f"validation: {(validation > 0).sum()} of {(scene.train_labels > 0).sum()} training "
-        f"pixels held out (seed {args.validation_seed}); test pixels are only left out of "
-        "pretraining, as every labelled pixel",
+        f"validation: {(carved.test_labels > 0).sum()} of {(scene.train_labels > 0).sum()} "
+        f"training pixels held out (seed {args.validation_seed}); test pixels are only left "
+        "out of pretraining, as every labelled pixel",
         file=sys.stderr,
     )
-    split = f"{scene.split}; validation carved from training (seed {args.validation_seed})"
-    return replace(scene, train_labels=train, test_labels=validation, split=split)
-
-
-def split_id(scene: Scene) -> str:
-    """A short fingerprint of the held-out pixels: runs and results of one validation split
-    are never mixed with those of another (e.g. after a change to the carving)."""
-    return hashlib.sha1(scene.test_labels.astype("<i4").tobytes()).hexdigest()[:8]
+    return carved
 
 
 def done(

@@ -3,11 +3,14 @@
 Usage: python scripts/results_table.py runs/indian_pines-seed*
        python scripts/results_table.py --study results/pretraining [more folders or .json]
        python scripts/results_table.py --ablation results/pretraining/validation
+       python scripts/results_table.py --maskedsst-choices results/maskedsst/validation
 The standard deviation is the sample one (ddof=1). ``--study`` reads the JSON results of
 ``scripts/pretrain_study.py`` (folders are searched recursively) and prints one row per
 evaluation set, configuration and pretraining variant. ``--ablation`` prints the pretraining
 choices (encoder, masks, loss) side by side: validation results of the pixel branch on the
 full split, one row per recipe and seed, with the scratch run as the reference.
+``--maskedsst-choices`` does the same for ``scripts/maskedsst_study.py --validation``
+results: one row per configuration, pretraining (encoder, masks, steps, final loss) and seed.
 """
 
 from __future__ import annotations
@@ -24,7 +27,11 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--study", action="store_true", help="pretrain_study.py results")
     parser.add_argument("--ablation", action="store_true", help="pretraining choices")
+    parser.add_argument("--maskedsst-choices", action="store_true", help="MaskedSST choices")
     args = parser.parse_args()
+    if args.maskedsst_choices:
+        maskedsst_choices_table(args.runs)
+        return
     if args.study:
         study_table(args.runs)
         return
@@ -91,6 +98,36 @@ def ablation_table(paths: list[Path]) -> None:
             f"| {r['variant']} | {recipe['encoder']} | {recipe['masks']} | {recipe['loss']} "
             f"| {r['seed']} | {cells} | {minutes:.1f} |"
         )
+
+
+def maskedsst_choices_table(paths: list[Path]) -> None:
+    """Validation results of ``maskedsst_study.py --validation``: one row per configuration,
+    pretraining and seed, scratch first."""
+    rows = [r for r in study_results(paths) if r.get("evaluated") == "validation"]
+    print(
+        "| fine-tuned from | encoder | masks | pretraining steps | final pretraining loss "
+        "| fine-tuning steps | seed | validation OA % | AA % | kappa % | pretraining, wall (min) |"
+    )
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in sorted(rows, key=maskedsst_choice_order):
+        cells = " | ".join(f"{v:.2f}" for v in percentages(r))
+        tuned = r["steps"]["fine_tune"]
+        pre = r["pretraining"]
+        if pre is None:
+            print(f"| scratch | - | - | - | - | {tuned} | {r['seed']} | {cells} | - |")
+            continue
+        recipe = pre["recipe"]
+        print(
+            f"| pre-trained | {recipe['encoder']} | {recipe['masking']} | {pre['steps']} "
+            f"| {pre['final_loss']:.4f} | {tuned} | {r['seed']} | {cells} "
+            f"| {pre['seconds'] / 60:.1f} |"
+        )
+
+
+def maskedsst_choice_order(r: dict) -> tuple:
+    pre = r["pretraining"] or {"recipe": {"encoder": "", "masking": ""}, "steps": 0}
+    recipe = pre["recipe"]
+    return (pre["steps"] > 0, recipe["encoder"], recipe["masking"], pre["steps"], r["seed"])
 
 
 def study_table(paths: list[Path]) -> None:

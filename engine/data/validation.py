@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
+
+if TYPE_CHECKING:
+    from .scenes import Scene
 
 # 8-connectivity: pixels touching at a corner belong to one region, so a validation region
 # never shares an edge or a corner with a training region of its class.
@@ -115,6 +120,23 @@ def _id_maps(
         out.append(np.where(id_map > 0, id_map + offset, 0))
         offset += len(ids)
     return out
+
+
+def scene_with_validation(scene: Scene, share: float, seed: int) -> Scene:
+    """``scene`` for choosing variants: about ``share`` of its training pixels (whole
+    regions, :func:`carve_validation`) become its evaluated labels, in place of the test
+    labels, which are not kept."""
+    carved = carve_validation([scene.train_labels], share, seed)
+    split = f"{scene.split}; validation carved from training (seed {seed})"
+    return replace(
+        scene, train_labels=carved.train[0], test_labels=carved.validation[0], split=split
+    )
+
+
+def labels_fingerprint(labels: np.ndarray) -> str:
+    """A short fingerprint of a label map: results of one validation split are never mixed
+    with those of another (e.g. after a change to the carving)."""
+    return hashlib.sha1(labels.astype("<i4").tobytes()).hexdigest()[:8]
 
 
 def _regions(labels: np.ndarray) -> tuple[list[int], list[int], list[int], np.ndarray]:
