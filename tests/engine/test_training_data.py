@@ -338,3 +338,23 @@ def test_carving_chooses_large_and_small_regions_alike():
         field_chosen += bool(validation[:6, :6].all())
         assert validation[:6, :6].all() or not validation[:6, :6].any()
     assert 30 <= field_chosen <= 70
+
+
+def test_scene_with_validation_evaluates_held_out_training_pixels_not_test_pixels():
+    from engine.data.scenes import load_indian_pines
+    from engine.data.validation import labels_fingerprint, scene_with_validation
+
+    scene = load_indian_pines()
+    carved = scene_with_validation(scene, 0.3, seed=0)
+    held_out = carved.test_labels > 0
+    assert not (held_out & (carved.train_labels > 0)).any()
+    np.testing.assert_array_equal(  # together they are the training split, no test pixel
+        np.where(held_out, carved.test_labels, carved.train_labels), scene.train_labels
+    )
+    assert 0.2 < held_out.sum() / (scene.train_labels > 0).sum() < 0.4
+    assert labels_fingerprint(carved.test_labels) == labels_fingerprint(
+        scene_with_validation(scene, 0.3, seed=0).test_labels
+    )
+    assert labels_fingerprint(carved.test_labels) != labels_fingerprint(
+        scene_with_validation(scene, 0.3, seed=1).test_labels
+    )
