@@ -16,7 +16,8 @@ visible pixels are encoded, then one spatial decoder block (half the step time).
 ``--validation SHARE`` (Indian Pines only) is the mode for choosing variants (encoder,
 pretraining length...): that share of the training pixels, whole regions (seed
 ``--validation-seed``, the FactoFormer study's carving), is held out and reported in place
-of the test pixels, which are not read; results in ``<results>/validation/<scene>/...``.
+of the test pixels, whose labels are not used (as every labelled pixel they are left out
+of pretraining); results in ``<results>/validation/<scene>/...``.
 
 Label efficiency (``--subset N``, Indian Pines only): fine-tune on the stored subset with N
 pixels per class drawn with ``--seed`` (the FactoFormer study's files), from the backbone
@@ -178,7 +179,8 @@ def training_data(scene: str, args: argparse.Namespace) -> tuple[TrainingSet, st
     carved = scene_with_validation(pines, args.validation, args.validation_seed)
     print(
         f"validation: {(carved.test_labels > 0).sum()} of {(pines.train_labels > 0).sum()} "
-        f"training pixels held out (seed {args.validation_seed}); the test pixels are not read",
+        f"training pixels held out (seed {args.validation_seed}); test pixels are only left "
+        "out of pretraining, as every labelled pixel",
         file=sys.stderr,
     )
     return TrainingSet.from_scene(carved, patch), labels_fingerprint(carved.test_labels)
