@@ -168,8 +168,7 @@ def json_files(paths: list[Path]) -> list[Path]:
 
 
 def is_test_result(record: dict) -> bool:
-    evaluated = record.get("evaluated_on", record.get("evaluated", "test"))
-    return "metrics" in record and evaluated == "test"
+    return "metrics" in record and record.get("evaluated_on", "test") == "test"
 
 
 def load(paths: list[Path]) -> dict[str, dict[str, list[dict]]]:

@@ -46,6 +46,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pretrain_study import validation_scene  # noqa: E402
+
 from engine.config import MaskedPretrainingRecipe, MaskedSSTConfig  # noqa: E402
 from engine.data.dense import context_patch_size  # noqa: E402
 from engine.data.scenes import load_indian_pines  # noqa: E402
@@ -56,7 +58,7 @@ from engine.data.training_set import (  # noqa: E402
     load_training_set,
     read_tile_csv,
 )
-from engine.data.validation import labels_fingerprint, scene_with_validation  # noqa: E402
+from engine.data.validation import labels_fingerprint  # noqa: E402
 from engine.pretraining.data import raster_pixels, scene_unlabelled_pixels  # noqa: E402
 from engine.pretraining.maskedsst import (  # noqa: E402
     ENCODER_NAME,
@@ -176,13 +178,7 @@ def training_data(scene: str, args: argparse.Namespace) -> tuple[TrainingSet, st
         pines = with_subset(pines, subset_path(args.subset, args.seed), args.subset)
     if not args.validation:
         return TrainingSet.from_scene(pines, patch), None
-    carved = scene_with_validation(pines, args.validation, args.validation_seed)
-    print(
-        f"validation: {(carved.test_labels > 0).sum()} of {(pines.train_labels > 0).sum()} "
-        f"training pixels held out (seed {args.validation_seed}); test pixels are only left "
-        "out of pretraining, as every labelled pixel",
-        file=sys.stderr,
-    )
+    carved = validation_scene(pines, args)  # the FactoFormer study's carving and message
     return TrainingSet.from_scene(carved, patch), labels_fingerprint(carved.test_labels)
 
 
@@ -255,7 +251,7 @@ def fine_tune(
         "smoke": args.smoke,
         "training_pixels": len(data.train),
         "subset": {"per_class": args.subset, "draw_seed": args.seed} if args.subset else None,
-        "evaluated": "validation" if split else "test",
+        "evaluated_on": "validation" if split else "test",
         "validation_split": split,
         "pretraining_seed": args.pretraining_seed if pre is not None else None,
         "metrics": run.metrics.to_dict(names),
@@ -281,7 +277,7 @@ def fine_tune(
     path.write_text(json.dumps(record, indent=2) + "\n")
     m = run.metrics
     print(
-        f"{scene} {config:10s} seed {args.seed}: {record['evaluated']} "
+        f"{scene} {config:10s} seed {args.seed}: {record['evaluated_on']} "
         f"OA {100 * m.overall_accuracy:.2f} AA {100 * m.average_accuracy:.2f} "
         f"kappa {100 * m.kappa:.2f} -> {path}"
     )

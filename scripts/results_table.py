@@ -103,7 +103,7 @@ def ablation_table(paths: list[Path]) -> None:
 def maskedsst_choices_table(paths: list[Path]) -> None:
     """Validation results of ``maskedsst_study.py --validation``: one row per configuration,
     pretraining and seed, scratch first."""
-    rows = [r for r in study_results(paths) if r.get("evaluated") == "validation"]
+    rows = [r for r in study_results(paths) if r.get("evaluated_on") == "validation"]
     print(
         "| fine-tuned from | encoder | masks | pretraining steps | final pretraining loss "
         "| fine-tuning steps | seed | validation OA % | AA % | kappa % | pretraining, wall (min) |"
