@@ -46,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pretrain_study import validation_scene  # noqa: E402
+from pretrain_study import validation_scene, validation_share  # noqa: E402
 
 from engine.config import MaskedPretrainingRecipe, MaskedSSTConfig  # noqa: E402
 from engine.data.dense import context_patch_size  # noqa: E402
@@ -140,7 +140,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--validation",
-        type=float,
+        type=validation_share,
         metavar="SHARE",
         help="hold out this share of Indian Pines' training pixels and report them, not test",
     )

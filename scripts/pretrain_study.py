@@ -159,7 +159,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--validation",
-        type=float,
+        type=validation_share,
         metavar="SHARE",
         help="hold out this share of the training pixels and report it instead of the test set",
     )
@@ -205,6 +205,14 @@ def pretraining_recipe(args: argparse.Namespace) -> tuple[PretrainingRecipe, str
     )
     name = args.recipe + "".join(f"+{k}={v}" for k, v in sorted(changes.items()))
     return recipe, name.replace("_", "-")
+
+
+def validation_share(text: str) -> float:
+    """``--validation``'s value: a share strictly between 0 and 1."""
+    share = float(text)
+    if not 0 < share < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return share
 
 
 def validation_scene(scene: Scene, args: argparse.Namespace) -> Scene:
