@@ -537,16 +537,16 @@ def _patch_size(args: argparse.Namespace, spec, pretrained: list, saved: dict | 
     if len({size for _, size in known}) > 1:
         sizes = ", ".join(f"{source}: {size}x{size}" for source, size in known)
         raise InputDataError(f"patch sizes disagree ({sizes}); use one size")
-    size = _odd_patch_size(known[0][1]) if known else spec.patch_size
-    if args.model == "cnn3d" and size < 5:
-        raise InputDataError(f"--model cnn3d needs --patch-size 5 or more, got {size}")
-    return size
+    if not known:
+        return spec.patch_size
+    return _odd_patch_size(known[0][1], spec.min_patch_size, f" for --model {spec.name}")
 
 
-def _odd_patch_size(size: int, smallest: int = 1) -> int:
+def _odd_patch_size(size: int, smallest: int = 1, use: str = "") -> int:
     if not smallest <= size <= MAX_PATCH_SIZE or size % 2 == 0:
         raise InputDataError(
-            f"--patch-size must be an odd number from {smallest} to {MAX_PATCH_SIZE}, got {size}"
+            f"--patch-size must be an odd number from {smallest} to {MAX_PATCH_SIZE}{use}, "
+            f"got {size}"
         )
     return size
 

@@ -29,11 +29,14 @@ class CNN3DConfig:
     patch_size: int = 7
     planes: int = 16
     model_type: ClassVar[str] = "CNN3D"  # metadata model_type
+    min_patch_size: ClassVar[int] = 5  # the two convolutions take 4 pixels off each side
 
     def __post_init__(self) -> None:
         check_model_size("3D-CNN", self.num_bands, self.num_classes, min_bands=5)
-        if self.patch_size < 5 or self.patch_size % 2 == 0:
-            raise ValueError(f"patch_size must be an odd number >= 5, got {self.patch_size}")
+        if self.patch_size < self.min_patch_size or self.patch_size % 2 == 0:
+            raise ValueError(
+                f"patch_size must be an odd number >= {self.min_patch_size}, got {self.patch_size}"
+            )
 
     @property
     def feature_shape(self) -> tuple[int, int, int, int]:

@@ -59,6 +59,11 @@ class ModelSpec:
     def config_from_dict(self, values: dict[str, Any]) -> Any:
         return _load(self.config_class).from_dict(values)
 
+    @property
+    def min_patch_size(self) -> int:
+        """The smallest patch edge the type can read (its config's ``min_patch_size``)."""
+        return getattr(_load(self.config_class), "min_patch_size", 1)
+
     def build(self, config: Any) -> Any:
         """The PyTorch module of a torch type, with fresh weights."""
         if self.network is None:

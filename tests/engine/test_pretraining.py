@@ -410,9 +410,9 @@ def test_patch_size_flows_from_pretraining_to_the_classified_map(synthetic_scene
 
     bad = (
         (["--pretrained", str(pre), "--patch-size", "7"], "--patch-size 7: 7x7, the pre-trained"),
-        (["--patch-size", "4"], "--patch-size must be an odd number from 1 to 31, got 4"),
-        (["--patch-size", "33"], "--patch-size must be an odd number from 1 to 31, got 33"),
-        (["--model", "cnn3d", "--patch-size", "3"], "cnn3d needs --patch-size 5 or more"),
+        (["--patch-size", "4"], "an odd number from 1 to 31 for --model factoformer, got 4"),
+        (["--patch-size", "33"], "an odd number from 1 to 31 for --model factoformer, got 33"),
+        (["--model", "cnn3d", "--patch-size", "3"], "from 5 to 31 for --model cnn3d, got 3"),
         (["--model", "rf", "--patch-size", "3"], "--patch-size do not apply to --model rf"),
     )
     for extra, expected in bad:
