@@ -10,7 +10,9 @@ evaluation set, configuration and pretraining variant. ``--ablation`` prints the
 choices (encoder, masks, loss) side by side: validation results of the pixel branch on the
 full split, one row per recipe and seed, with the scratch run as the reference.
 ``--maskedsst-choices`` does the same for ``scripts/maskedsst_study.py --validation``
-results: one row per configuration, pretraining (encoder, masks, steps, final loss) and seed.
+results: one row per configuration, pretraining (encoder, masks, steps, final loss) and seed,
+then a second table with one row per choice: mean ± std over its seeds and the mean gain over
+scratch on the seeds both have.
 """
 
 from __future__ import annotations
@@ -122,6 +124,31 @@ def maskedsst_choices_table(paths: list[Path]) -> None:
             f"| {pre['final_loss']:.4f} | {tuned} | {r['seed']} | {cells} "
             f"| {pre['seconds'] / 60:.1f} |"
         )
+    print()
+    maskedsst_choices_summary(rows)
+
+
+def maskedsst_choices_summary(rows: list[dict]) -> None:
+    """One row per MaskedSST choice: validation mean ± std over seeds, and the mean paired
+    gain in OA over scratch (seeds that have both)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in sorted(rows, key=maskedsst_choice_order):
+        groups.setdefault(maskedsst_choice_order(r)[:-1], []).append(r)
+    scratch = {r["seed"]: percentages(r)[0] for r in rows if r["pretraining"] is None}
+    print("| fine-tuned from | encoder | masks | pretraining steps | seeds "
+          "| validation OA % | AA % | kappa % | OA gain over scratch (same seeds) |")  # fmt: skip
+    print("|---|---|---|---:|---|---:|---:|---:|---:|")
+    for (pretrained, encoder, masks, steps), group in groups.items():
+        values = np.array([percentages(r) for r in group])
+        std = values.std(axis=0, ddof=1) if len(group) > 1 else np.zeros(3)
+        cells = " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(values.mean(0), std, strict=True))
+        seeds = ",".join(str(r["seed"]) for r in group)
+        gains = [percentages(r)[0] - scratch[r["seed"]] for r in group if r["seed"] in scratch]
+        gain = f"{np.mean(gains):+.2f} (n = {len(gains)})" if pretrained and gains else "-"
+        choice = "scratch | - | - | -"
+        if pretrained:
+            choice = f"pre-trained | {encoder} | {masks} | {steps}"
+        print(f"| {choice} | {seeds} | {cells} | {gain} |")
 
 
 def maskedsst_choice_order(r: dict) -> tuple:
