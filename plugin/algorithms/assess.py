@@ -22,7 +22,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from .base import EngineAlgorithm
+from .base import EngineAlgorithm, engine_missing
 
 HELP = {
     "INPUT": "Class raster to assess (e.g. the output of Classify): 0 or no-data = no class. "
@@ -87,10 +87,7 @@ class AssessAlgorithm(EngineAlgorithm):
             from ..engine.assessment_report import write_report
             from ..engine.errors import EngineError, first_line
         except ImportError as exc:
-            raise QgsProcessingException(
-                f"the FactoFormer engine cannot start: {exc}. Install its dependencies in "
-                "QGIS's Python: python3 -m pip install 'numpy<2'"
-            ) from None
+            raise engine_missing(exc, "'numpy<2'") from None
 
         classes = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if classes is None or classes.providerType() != "gdal":

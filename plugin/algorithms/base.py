@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingParameterDefinition
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterDefinition,
+)
+
+
+def engine_missing(exc: ImportError, packages: str) -> QgsProcessingException:
+    """The one-line error for an engine that cannot be imported in QGIS's Python;
+    ``packages`` is what to install (pip arguments)."""
+    return QgsProcessingException(
+        f"the FactoFormer engine cannot start: {exc}. Install its dependencies in "
+        f"QGIS's Python: python3 -m pip install {packages}"
+    )
 
 
 class EngineAlgorithm(QgsProcessingAlgorithm):

@@ -29,7 +29,7 @@ from qgis.core import (
 
 from ..engine import SHIPPED_MODEL
 from ..engine.data.files import is_virtual, short_name
-from .base import EngineAlgorithm
+from .base import EngineAlgorithm, engine_missing
 from .dask_classify import SCHEDULER_HELP, run_classify
 
 HELP = {
@@ -197,10 +197,7 @@ class ClassifyAlgorithm(EngineAlgorithm):
             from ..engine.infer.classify import TiledClassifier
             from ..engine.infer.model import OnnxClassifier
         except ImportError as exc:
-            raise QgsProcessingException(
-                f"the FactoFormer engine cannot start: {exc}. Install its dependencies in "
-                "QGIS's Python: python3 -m pip install onnxruntime 'numpy<2'"
-            ) from None
+            raise engine_missing(exc, "onnxruntime 'numpy<2'") from None
 
         raster = self._gdal_source(parameters, self.INPUT, context, "input")
         mask = self._gdal_source(parameters, self.MASK, context, "mask", optional=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from helpers import BUNDLED_SCENE, BUNDLED_TEST, read_raster
@@ -94,3 +95,19 @@ def test_report_is_an_html_output_and_errors_are_one_line(crop, run, tmp_path):
         run(ALG, {"INPUT": str(classes), "REFERENCE": str(shifted), "OUTPUT": str(out)})
     assert "\n" not in str(err.value)
     assert not out.exists() and not list(tmp_path.glob("report.*"))
+
+
+def test_an_engine_that_cannot_be_imported_is_one_line_with_what_to_install(
+    crop, run, plugin_module, monkeypatch, tmp_path
+):
+    from qgis.core import QgsProcessingException
+
+    classes, labels, _ = crop
+    monkeypatch.setitem(sys.modules, f"{plugin_module.__name__}.engine.assessment", None)
+    params = {"INPUT": str(classes), "REFERENCE": str(labels), "OUTPUT": str(tmp_path / "r.html")}
+    with pytest.raises(QgsProcessingException) as caught:
+        run(ALG, params)
+    message = str(caught.value)
+    assert message.startswith("the FactoFormer engine cannot start: ")
+    assert message.endswith("python3 -m pip install 'numpy<2'") and "\n" not in message
+    assert not (tmp_path / "r.html").exists()
