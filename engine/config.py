@@ -342,6 +342,9 @@ def default_pretraining_recipe(
     )
 
 
+PIXEL_WEIGHTINGS = ("tiles", "equal")  # DenseTrainingRecipe.pixel_weighting
+
+
 @dataclass(frozen=True)
 class DenseTrainingRecipe(_Recipe):
     """Fine-tuning of a dense tile model (MaskedSST), adapted from its ``finetune.py``.
@@ -352,6 +355,13 @@ class DenseTrainingRecipe(_Recipe):
     ``epochs // 10`` epochs, as every recipe of the shared loop) and a step budget
     (``max_steps``). An epoch visits every labelled training pixel once as the anchor of
     a tile placed at a random offset around it. ``bf16``: bfloat16 autocast on the CPU.
+
+    ``pixel_weighting``: ``tiles`` (official) averages the loss over every labelled pixel
+    of the batch's tiles, so a pixel with many labelled neighbours is scored in many tiles
+    and counts more than an isolated one; ``equal`` divides each labelled pixel's loss by
+    the number of tiles expected to contain it in an epoch
+    (:func:`~engine.data.dense.tile_coverage`), so every training pixel counts the same,
+    as for a centre-pixel classifier. The two agree on fully labelled tiles.
     """
 
     epochs: int = 100
@@ -363,6 +373,11 @@ class DenseTrainingRecipe(_Recipe):
     seed: int = 0
     max_steps: int | None = None
     bf16: bool = False
+    pixel_weighting: str = "tiles"
+
+    def __post_init__(self) -> None:
+        if self.pixel_weighting not in PIXEL_WEIGHTINGS:
+            raise ValueError(f"pixel_weighting must be one of {', '.join(PIXEL_WEIGHTINGS)}")
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,11 @@ does). EnMAP fine-tunes on the train tiles, reports the validation tiles (the on
 for choices) and the test tiles. Each result is written as soon as it is known to
 ``<results>/<scene>[/<variant>]/<config>-seed<k>.json`` (variant: options other than the
 defaults, ``random-masks``, ``visible``, ``2400-pretrain-steps``, ``sincos``,
-``1500-steps``); a result that exists is skipped, and interrupted runs resume from their
-last epoch (under ``<runs>``). ``--encoder visible`` pre-trains MAE-style: only the
-visible pixels are encoded, then one spatial decoder block (half the step time).
+``1500-steps``, ``equal-weights``); a result that exists is skipped, and interrupted runs
+resume from their last epoch (under ``<runs>``). ``--encoder visible`` pre-trains
+MAE-style: only the visible pixels are encoded, then one spatial decoder block (half the
+step time). ``--pixel-weighting equal`` weights the fine-tuning loss so that every
+training pixel counts the same (see ``DenseTrainingRecipe``).
 
 ``--validation SHARE`` (Indian Pines only) is the mode for choosing variants (encoder,
 pretraining length...): that share of the training pixels, whole regions (seed
@@ -48,7 +50,12 @@ sys.path.insert(0, str(ROOT))
 
 from pretrain_study import validation_scene, validation_share  # noqa: E402
 
-from engine.config import MaskedPretrainingRecipe, MaskedSSTConfig  # noqa: E402
+from engine.config import (  # noqa: E402
+    PIXEL_WEIGHTINGS,
+    DenseTrainingRecipe,
+    MaskedPretrainingRecipe,
+    MaskedSSTConfig,
+)
 from engine.data.dense import context_patch_size  # noqa: E402
 from engine.data.scenes import load_indian_pines  # noqa: E402
 from engine.data.subsets import SUBSET_BUDGETS, subset_path, with_subset  # noqa: E402
@@ -108,6 +115,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pretrain-steps", type=int, help="default: the recipe's (600)")
     parser.add_argument("--finetune-steps", type=int, default=DEFAULT_DENSE_STEPS)
     parser.add_argument("--masking", choices=("tube", "random"), default="tube")
+    parser.add_argument(
+        "--pixel-weighting",
+        choices=PIXEL_WEIGHTINGS,
+        default=DenseTrainingRecipe.pixel_weighting,
+        help="fine-tuning loss: every labelled pixel of every tile once (tiles), or every "
+        "training pixel the same over an epoch (equal)",
+    )
     parser.add_argument(
         "--encoder",
         choices=("mask-token", "visible"),
@@ -228,7 +242,11 @@ def fine_tune(
     args: argparse.Namespace,
 ) -> None:
     recipe = default_dense_recipe(
-        len(data.train), step_budget=args.finetune_steps, seed=args.seed, bf16=args.bf16
+        len(data.train),
+        step_budget=args.finetune_steps,
+        seed=args.seed,
+        bf16=args.bf16,
+        pixel_weighting=args.pixel_weighting,
     )
     print(f"{scene}: fine-tuning {config} (seed {args.seed})", file=sys.stderr)
     start = time.monotonic()
@@ -287,7 +305,9 @@ def variant(args: argparse.Namespace, config: str) -> list[str]:
     """The options of a fine-tuning run that differ from the defaults (masks matter only
     when pre-trained), e.g. ``["random-masks", "1500-steps"]``."""
     steps = [f"{args.finetune_steps}-steps"] if args.finetune_steps != DEFAULT_DENSE_STEPS else []
-    return pretraining_variant(args, config) + steps
+    weighting = args.pixel_weighting
+    weights = [f"{weighting}-weights"] if weighting != DenseTrainingRecipe.pixel_weighting else []
+    return pretraining_variant(args, config) + steps + weights
 
 
 def pretraining_variant(args: argparse.Namespace, config: str) -> list[str]:

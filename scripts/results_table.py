@@ -10,9 +10,9 @@ evaluation set, configuration and pretraining variant. ``--ablation`` prints the
 choices (encoder, masks, loss) side by side: validation results of the pixel branch on the
 full split, one row per recipe and seed, with the scratch run as the reference.
 ``--maskedsst-choices`` does the same for ``scripts/maskedsst_study.py --validation``
-results: one row per configuration, pretraining (encoder, masks, steps, final loss) and seed,
-then a second table with one row per choice: mean ± std over its seeds and the mean gain over
-scratch on the seeds both have.
+results: one row per fine-tuning pixel weighting, configuration, pretraining (encoder,
+masks, steps, final loss) and seed, then a second table with one row per choice: mean ± std
+over its seeds and the mean gain over scratch (same weighting) on the seeds both have.
 """
 
 from __future__ import annotations
@@ -103,25 +103,26 @@ def ablation_table(paths: list[Path]) -> None:
 
 
 def maskedsst_choices_table(paths: list[Path]) -> None:
-    """Validation results of ``maskedsst_study.py --validation``: one row per configuration,
-    pretraining and seed, scratch first."""
+    """Validation results of ``maskedsst_study.py --validation``: one row per fine-tuning
+    pixel weighting, configuration, pretraining and seed, scratch first."""
     rows = [r for r in study_results(paths) if r.get("evaluated_on") == "validation"]
     print(
-        "| fine-tuned from | encoder | masks | pretraining steps | final pretraining loss "
-        "| fine-tuning steps | seed | validation OA % | AA % | kappa % | pretraining, wall (min) |"
+        "| pixel weights | fine-tuned from | encoder | masks | pretraining steps "
+        "| final pretraining loss | fine-tuning steps | seed | validation OA % | AA % | kappa % "
+        "| pretraining, wall (min) |"
     )
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in sorted(rows, key=maskedsst_choice_order):
         cells = " | ".join(f"{v:.2f}" for v in percentages(r))
-        tuned = r["steps"]["fine_tune"]
+        tuned, weights = r["steps"]["fine_tune"], pixel_weighting(r)
         pre = r["pretraining"]
         if pre is None:
-            print(f"| scratch | - | - | - | - | {tuned} | {r['seed']} | {cells} | - |")
+            print(f"| {weights} | scratch | - | - | - | - | {tuned} | {r['seed']} | {cells} | - |")
             continue
         recipe = pre["recipe"]
         print(
-            f"| pre-trained | {recipe['encoder']} | {recipe['masking']} | {pre['steps']} "
-            f"| {pre['final_loss']:.4f} | {tuned} | {r['seed']} | {cells} "
+            f"| {weights} | pre-trained | {recipe['encoder']} | {recipe['masking']} "
+            f"| {pre['steps']} | {pre['final_loss']:.4f} | {tuned} | {r['seed']} | {cells} "
             f"| {pre['seconds'] / 60:.1f} |"
         )
     print()
@@ -130,31 +131,40 @@ def maskedsst_choices_table(paths: list[Path]) -> None:
 
 def maskedsst_choices_summary(rows: list[dict]) -> None:
     """One row per MaskedSST choice: validation mean ± std over seeds, and the mean paired
-    gain in OA over scratch (seeds that have both)."""
+    gain in OA over scratch with the same pixel weighting (seeds that have both)."""
     groups: dict[tuple, list[dict]] = {}
     for r in sorted(rows, key=maskedsst_choice_order):
         groups.setdefault(maskedsst_choice_order(r)[:-1], []).append(r)
-    scratch = {r["seed"]: percentages(r)[0] for r in rows if r["pretraining"] is None}
-    print("| fine-tuned from | encoder | masks | pretraining steps | seeds "
+    scratch = {
+        (pixel_weighting(r), r["seed"]): percentages(r)[0] for r in rows if r["pretraining"] is None
+    }
+    print("| pixel weights | fine-tuned from | encoder | masks | pretraining steps | seeds "
           "| validation OA % | AA % | kappa % | OA gain over scratch (same seeds) |")  # fmt: skip
-    print("|---|---|---|---:|---|---:|---:|---:|---:|")
-    for (pretrained, encoder, masks, steps), group in groups.items():
+    print("|---|---|---|---|---:|---|---:|---:|---:|---:|")
+    for (_, weights, pretrained, encoder, masks, steps), group in groups.items():
         values = np.array([percentages(r) for r in group])
         std = values.std(axis=0, ddof=1) if len(group) > 1 else np.zeros(3)
         cells = " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(values.mean(0), std, strict=True))
         seeds = ",".join(str(r["seed"]) for r in group)
-        gains = [percentages(r)[0] - scratch[r["seed"]] for r in group if r["seed"] in scratch]
+        paired = [(percentages(r)[0], scratch.get((weights, r["seed"]))) for r in group]
+        gains = [oa - reference for oa, reference in paired if reference is not None]
         gain = f"{np.mean(gains):+.2f} (n = {len(gains)})" if pretrained and gains else "-"
         choice = "scratch | - | - | -"
         if pretrained:
             choice = f"pre-trained | {encoder} | {masks} | {steps}"
-        print(f"| {choice} | {seeds} | {cells} | {gain} |")
+        print(f"| {weights} | {choice} | {seeds} | {cells} | {gain} |")
+
+
+def pixel_weighting(r: dict) -> str:
+    """The fine-tuning pixel weighting of a MaskedSST result (older results: ``tiles``)."""
+    return r.get("fine_tuning_recipe", {}).get("pixel_weighting", "tiles")
 
 
 def maskedsst_choice_order(r: dict) -> tuple:
     pre = r["pretraining"] or {"recipe": {"encoder": "", "masking": ""}, "steps": 0}
-    recipe = pre["recipe"]
-    return (pre["steps"] > 0, recipe["encoder"], recipe["masking"], pre["steps"], r["seed"])
+    recipe, weights = pre["recipe"], pixel_weighting(r)
+    choice = (weights != "tiles", weights, pre["steps"] > 0, recipe["encoder"], recipe["masking"])
+    return (*choice, pre["steps"], r["seed"])
 
 
 def study_table(paths: list[Path]) -> None:

@@ -37,6 +37,9 @@ class DenseTiles:
         targets: per raster, (rows, cols) int64 class indices 0..C-1, :data:`IGNORE` where
             unlabelled; None for pretraining (no targets).
         seed: seed of the random tile offsets (one draw per step, so runs resume exactly).
+
+    With targets, :meth:`weights_at` gives each labelled pixel the inverse of its
+    :func:`tile_coverage` by the anchors (0 elsewhere).
     """
 
     def __init__(
@@ -58,13 +61,17 @@ class DenseTiles:
         self.padded = list(padded)
         self._windows = [sliding_window_view(p, (t, t), axis=(1, 2)) for p in self.padded]
         self.shapes = [(p.shape[1] - 2 * self.pad, p.shape[2] - 2 * self.pad) for p in padded]
-        self._targets = None
+        self._targets = self._weights = None
         if targets is not None:
             self._targets = [
                 sliding_window_view(
                     np.pad(g.astype(np.int64), self.pad, constant_values=IGNORE), (t, t)
                 )
                 for g in targets
+            ]
+            self._weights = [
+                sliding_window_view(np.pad(w, self.pad), (t, t))
+                for w in self._inverse_coverage(targets)
             ]
 
     def __len__(self) -> int:
@@ -107,6 +114,37 @@ class DenseTiles:
             out[pick] = self._targets[s][tops[pick] + self.pad, lefts[pick] + self.pad]
         return out
 
+    def _inverse_coverage(self, targets: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Per raster, float32 1 / (tiles expected to contain the pixel per epoch) at its
+        labelled pixels, 0 elsewhere."""
+        weights = []
+        for s, grid in enumerate(targets):
+            anchors = np.zeros(grid.shape, dtype=bool)
+            pick = self.sources == s
+            anchors[self.rows[pick], self.cols[pick]] = True
+            coverage = tile_coverage(anchors, self.tile_size)
+            labelled = grid != IGNORE
+            inverse = np.divide(1.0, coverage, out=np.zeros_like(coverage), where=coverage > 0)
+            weights.append(np.where(labelled, inverse, 0.0).astype(np.float32))
+        return weights
+
+    def weights_at(self, sources: np.ndarray, tops: np.ndarray, lefts: np.ndarray) -> np.ndarray:
+        """(n, t, t) float32 loss weights of the tiles with top-left pixels (tops, lefts)."""
+        if self._weights is None:
+            raise ValueError("these tiles have no targets (pretraining tiles)")
+        t = self.tile_size
+        out = np.empty((len(tops), t, t), dtype=np.float32)
+        for s in np.unique(sources):
+            pick = np.flatnonzero(sources == s)
+            out[pick] = self._weights[s][tops[pick] + self.pad, lefts[pick] + self.pad]
+        return out
+
+    def batch_weights(self, indices: np.ndarray, step: int) -> np.ndarray:
+        """The loss weights of the tiles :meth:`batch` gives for the same arguments."""
+        indices = np.asarray(indices)
+        tops, lefts = self.tile_origins(indices, step)
+        return self.weights_at(self.sources[indices], tops, lefts)
+
     def batch(self, indices: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Tiles of the samples ``indices`` at ``step`` and their targets (None without)."""
         indices = np.asarray(indices)
@@ -130,3 +168,21 @@ def label_grids(
         pick = tile == s
         grid[rows[pick], cols[pick]] = values[pick] - 1
     return grids
+
+
+def tile_coverage(anchors: np.ndarray, tile_size: int) -> np.ndarray:
+    """(rows, cols) float64: how many tiles are expected to contain each pixel when every
+    ``anchors`` pixel gets one ``tile_size`` tile at a uniformly random offset (as in one
+    epoch). A tile around an anchor contains a pixel ``d`` rows and ``e`` columns away with
+    probability ``(t - |d|)(t - |e|) / t**2``, so this is the anchor mask convolved with that
+    separable kernel."""
+    t = tile_size
+    kernel = (t - np.abs(np.arange(1 - t, t))) / t  # (2t - 1,), symmetric
+    coverage = anchors.astype(np.float64)
+    for axis in (0, 1):
+        padded = np.pad(coverage, [(t - 1, t - 1) if a == axis else (0, 0) for a in (0, 1)])
+        length = coverage.shape[axis]
+        coverage = sum(
+            k * np.take(padded, np.arange(d, d + length), axis=axis) for d, k in enumerate(kernel)
+        )
+    return coverage

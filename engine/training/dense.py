@@ -4,8 +4,10 @@ Training data come from a :class:`~engine.data.training_set.TrainingSet` built w
 context patch size ``2 * tile_size - 1`` (:func:`~engine.data.dense.context_patch_size`),
 whose cubes are then padded symmetrically by ``tile_size - 1`` pixels, as inference pads
 a raster. Each step places a tile at a random offset around each anchor (a labelled
-training pixel) and minimises the cross-entropy over the tile's labelled pixels; the
-other pixels (unlabelled, other splits, mirrored padding) are ignored.
+training pixel) and minimises the cross-entropy over the tile's labelled pixels (each
+counted once, or weighted so that every training pixel counts the same: the recipe's
+``pixel_weighting``); the other pixels (unlabelled, other splits, mirrored padding) are
+ignored.
 """
 
 from __future__ import annotations
@@ -114,10 +116,16 @@ def train_dense(
             logits = model(torch.from_numpy(inputs))
         logits = logits.float()
         target = torch.from_numpy(targets)
+        correct = (logits.argmax(1) == target).float()
+        if recipe.pixel_weighting == "equal":
+            weights = torch.from_numpy(tiles.batch_weights(idx, step_index))
+            total = weights.sum()
+            losses = F.cross_entropy(logits, target, ignore_index=IGNORE, reduction="none")
+            accuracy = (correct * weights).sum() / total
+            return (losses * weights).sum() / total, {"train_accuracy": float(accuracy)}
         loss = F.cross_entropy(logits, target, ignore_index=IGNORE)
-        labelled = target != IGNORE
-        correct = (logits.argmax(1) == target)[labelled].float().mean()
-        return loss, {"train_accuracy": float(correct)}
+        accuracy = correct[target != IGNORE].mean()
+        return loss, {"train_accuracy": float(accuracy)}
 
     def validate(epoch: int) -> tuple[dict[str, float], bool]:
         metrics = evaluate_dense(TorchDenseModel(model), data, "validation")

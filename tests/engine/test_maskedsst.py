@@ -16,7 +16,7 @@ from engine.config import (
     spectral_positions,
 )
 from engine.data.classes import make_classes
-from engine.data.dense import IGNORE, DenseTiles
+from engine.data.dense import IGNORE, DenseTiles, tile_coverage
 from engine.data.scenes import Scene
 from engine.data.training_set import TrainingSet
 from engine.models import count_parameters
@@ -376,6 +376,71 @@ def test_pretraining_resumes_after_cancel_bit_for_bit(tmp_path, options):
 
 
 # --- fine-tuning -------------------------------------------------------------------------
+
+
+def _tiles_containing(anchors: np.ndarray, tile: int) -> np.ndarray:
+    """Brute force: over every anchor and every one of its tile x tile offsets, how many
+    tiles contain each pixel, divided by the offsets (the expectation of one epoch)."""
+    counts = np.zeros(anchors.shape)
+    for r, c in zip(*np.nonzero(anchors), strict=True):
+        for dy in range(tile):
+            for dx in range(tile):
+                top, left = r - dy, c - dx
+                counts[max(top, 0) : max(top + tile, 0), max(left, 0) : max(left + tile, 0)] += 1
+    return counts / tile**2
+
+
+def test_tile_coverage_counts_the_tiles_expected_to_contain_each_pixel():
+    rng = np.random.default_rng(5)
+    anchors = rng.random((13, 17)) < 0.15
+    anchors[0, 0] = anchors[12, 16] = True  # corners: tiles reach into the padding
+    for tile in (8, 3):
+        np.testing.assert_allclose(tile_coverage(anchors, tile), _tiles_containing(anchors, tile))
+    single = np.zeros((9, 9), dtype=bool)
+    single[4, 4] = True  # one anchor: 1 at itself, (8 - 1)(8 - 2) / 64 one row and two cols off
+    assert tile_coverage(single, 8)[4, 4] == 1.0
+    assert tile_coverage(single, 8)[5, 6] == pytest.approx(7 * 6 / 64)
+
+
+def test_equal_weighting_makes_every_training_pixel_count_once_per_epoch():
+    data = TrainingSet.from_scene(_scene(), 15)
+    tiles = split_tiles(data, "train", 8)
+    # each pixel's total weight over every anchor and every offset, on a grid padded by 7
+    total = np.zeros((24 + 14, 30 + 14))
+    for dy in range(8):
+        for dx in range(8):
+            tops, lefts = tiles.rows - dy, tiles.cols - dx
+            weights = tiles.weights_at(tiles.sources, tops, lefts)
+            targets = tiles.targets_at(tiles.sources, tops, lefts)
+            assert np.all((weights > 0) == (targets != IGNORE))
+            for w, top, left in zip(weights, tops, lefts, strict=True):
+                total[top + 7 : top + 15, left + 7 : left + 15] += w
+    total = total[7:-7, 7:-7] / 64  # per epoch: one offset of 64 per anchor
+    labelled = np.zeros((24, 30), dtype=bool)
+    labelled[data.train.rows, data.train.cols] = True
+    np.testing.assert_allclose(total[labelled], 1.0, rtol=1e-5)
+    assert np.all(total[~labelled] == 0)
+    # the same weights come with each step's batch
+    idx = np.arange(len(tiles))
+    tops, lefts = tiles.tile_origins(idx, 3)
+    np.testing.assert_array_equal(
+        tiles.batch_weights(idx, 3), tiles.weights_at(tiles.sources, tops, lefts)
+    )
+
+
+def test_fine_tuning_with_equal_pixel_weights_learns_and_the_choice_is_checked():
+    torch.set_num_threads(1)
+    data = TrainingSet.from_scene(_scene(), 15)
+    config = MaskedSSTConfig(num_bands=12, num_classes=3, **TINY)
+    recipe = DenseTrainingRecipe(epochs=5, batch_size=8, pixel_weighting="equal")
+    result = train_dense(data, recipe, config, show_progress=False)
+    losses = [row["loss"] for row in result.history]
+    assert losses[-1] < 0.6 * losses[0]
+    default = train_dense(data, DenseTrainingRecipe(epochs=1, batch_size=8), config,
+                          show_progress=False)  # fmt: skip
+    assert default.history[0]["loss"] != result.history[0]["loss"]  # the weights are used
+    with pytest.raises(ValueError, match="pixel_weighting must be one of tiles, equal"):
+        DenseTrainingRecipe(pixel_weighting="anchor")
 
 
 def test_fine_tuning_learns_the_stripes_and_evaluates_densely():

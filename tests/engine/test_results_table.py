@@ -39,9 +39,9 @@ def test_maskedsst_choice_summary_pairs_the_gain_over_scratch_by_seed(tmp_path):
     summary = done.stdout.split("\n\n")[1].splitlines()
     # scratch: mean of 70 and 74, sample std 2.83
     scratch = " | ".join(["72.00 ± 2.83"] * 3)
-    assert summary[2] == f"| scratch | - | - | - | 0,1 | {scratch} | - |"
+    assert summary[2] == f"| tiles | scratch | - | - | - | 0,1 | {scratch} | - |"
     # pre-trained: mean of 72, 78, 90 = 80, sample std sqrt(168 / 2) = 9.17; the gain
     # is over the two seeds scratch has: (2 + 4) / 2
     pretrained = " | ".join(["80.00 ± 9.17"] * 3)
-    choice = "| pre-trained | visible | tube | 4800 | 0,1,2"
+    choice = "| tiles | pre-trained | visible | tube | 4800 | 0,1,2"
     assert summary[3] == f"{choice} | {pretrained} | +3.00 (n = 2) |"
