@@ -7,6 +7,10 @@ written as soon as it is known to ``<results>/[validation/][<variant>/]<config>-
 (OA/AA/kappa, last epoch, wall times, hardware, recipes, command); a result that already
 exists is skipped, and interrupted pretraining and fine-tuning runs resume from their last
 epoch (under ``<runs>``), so the study can be stopped and restarted across sessions.
+``<runs>`` is not committed; each finished branch's ``encoder.pt`` and ``pretraining.json``
+are also copied to ``--branch-store`` (``results/pretraining/branches/``, committed) and
+taken from there when ``<runs>`` lacks them, so a fresh checkout fine-tunes from the
+branches an earlier one pre-trained instead of pre-training them again.
 
 ``--validation SHARE`` is the mode for choosing variants (loss, masks, encoder...): a
 share of the 695 *training* pixels, by whole connected regions per class (fixed seed
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -44,8 +49,8 @@ from engine.data.subsets import SUBSET_BUDGETS, subset_path, with_subset  # noqa
 from engine.data.validation import labels_fingerprint, scene_with_validation  # noqa: E402
 from engine.errors import InputDataError  # noqa: E402
 from engine.pretraining.data import scene_unlabelled_pixels  # noqa: E402
-from engine.pretraining.run import finished_or_pretrained, hardware  # noqa: E402
-from engine.pretraining.transfer import PretrainedBranch  # noqa: E402
+from engine.pretraining.run import SUMMARY_NAME, finished_or_pretrained, hardware  # noqa: E402
+from engine.pretraining.transfer import ENCODER_NAME, PretrainedBranch  # noqa: E402
 from engine.progress import ProgressBar, SilentFeedback  # noqa: E402
 from engine.training.loop import same_recipe  # noqa: E402
 from engine.training.run import run_training  # noqa: E402
@@ -179,6 +184,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-steps", type=int, help="smoke runs: stop every run after N steps")
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "pretraining")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "pretraining")
+    parser.add_argument(
+        "--branch-store",
+        type=Path,
+        default=ROOT / "results" / "pretraining" / "branches",
+        help="finished branches are kept here and taken from here when --runs lacks them",
+    )
     parser.add_argument("--threads", type=int)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
@@ -250,13 +261,30 @@ def pretrained_branch(
 ) -> PretrainedBranch:
     """The branch pre-trained in ``runs`` (resuming or starting it when it is not done)."""
     print(f"{branch} branch (seed {recipe.seed}) in {runs}", file=sys.stderr)
+    stored = args.branch_store / runs.name / branch
+    if copy_branch(stored, runs / branch):
+        print(f"{branch} branch taken from {stored}", file=sys.stderr)
     feedback = SilentFeedback() if args.quiet else ProgressBar(f"pretrain {branch}")
     try:
-        return finished_or_pretrained(
+        pretrained = finished_or_pretrained(
             runs, branch, recipe, lambda: scene_unlabelled_pixels(scene), feedback
         )
     except InputDataError as exc:
         raise SystemExit(f"error: {exc} (--runs)") from None
+    if args.max_steps is None and copy_branch(runs / branch, stored):
+        print(f"{branch} branch kept in {stored}", file=sys.stderr)
+    return pretrained
+
+
+def copy_branch(source: Path, target: Path) -> bool:
+    """Copy a finished branch's encoder and summary from ``source`` into ``target`` when
+    ``target`` has no encoder yet; True when copied."""
+    if not (source / ENCODER_NAME).is_file() or (target / ENCODER_NAME).is_file():
+        return False
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (SUMMARY_NAME, ENCODER_NAME):  # the encoder last: it marks the branch done
+        shutil.copy2(source / name, target / name)
+    return True
 
 
 def result_path(results: Path, variant: str, config: str, seed: int) -> Path:
