@@ -10,7 +10,9 @@ epoch (under ``<runs>``), so the study can be stopped and restarted across sessi
 ``<runs>`` is not committed; each finished branch's ``encoder.pt`` and ``pretraining.json``
 are also copied to ``--branch-store`` (``results/pretraining/branches/``, committed) and
 taken from there when ``<runs>`` lacks them, so a fresh checkout fine-tunes from the
-branches an earlier one pre-trained instead of pre-training them again.
+branches an earlier one pre-trained instead of pre-training them again. A branch still
+pre-training at the end of a session travels the same way: copy its ``state.pt`` to
+``<branch-store>/<recipe>-seed<k>/<branch>/``; the next checkout resumes from it.
 
 ``--validation SHARE`` is the mode for choosing variants (loss, masks, encoder...): a
 share of the 695 *training* pixels, by whole connected regions per class (fixed seed
@@ -49,7 +51,12 @@ from engine.data.subsets import SUBSET_BUDGETS, subset_path, with_subset  # noqa
 from engine.data.validation import labels_fingerprint, scene_with_validation  # noqa: E402
 from engine.errors import InputDataError  # noqa: E402
 from engine.pretraining.data import scene_unlabelled_pixels  # noqa: E402
-from engine.pretraining.run import SUMMARY_NAME, finished_or_pretrained, hardware  # noqa: E402
+from engine.pretraining.run import (  # noqa: E402
+    STATE_NAME,
+    SUMMARY_NAME,
+    finished_or_pretrained,
+    hardware,
+)
 from engine.pretraining.transfer import ENCODER_NAME, PretrainedBranch  # noqa: E402
 from engine.progress import ProgressBar, SilentFeedback  # noqa: E402
 from engine.training.loop import same_recipe  # noqa: E402
@@ -262,7 +269,7 @@ def pretrained_branch(
     """The branch pre-trained in ``runs`` (resuming or starting it when it is not done)."""
     print(f"{branch} branch (seed {recipe.seed}) in {runs}", file=sys.stderr)
     stored = args.branch_store / runs.name / branch
-    if copy_branch(stored, runs / branch):
+    if restore_branch(stored, runs / branch):
         print(f"{branch} branch taken from {stored}", file=sys.stderr)
     feedback = SilentFeedback() if args.quiet else ProgressBar(f"pretrain {branch}")
     try:
@@ -271,19 +278,32 @@ def pretrained_branch(
         )
     except InputDataError as exc:
         raise SystemExit(f"error: {exc} (--runs)") from None
-    if args.max_steps is None and copy_branch(runs / branch, stored):
+    if args.max_steps is None and keep_branch(runs / branch, stored):
         print(f"{branch} branch kept in {stored}", file=sys.stderr)
     return pretrained
 
 
-def copy_branch(source: Path, target: Path) -> bool:
-    """Copy a finished branch's encoder and summary from ``source`` into ``target`` when
-    ``target`` has no encoder yet; True when copied."""
-    if not (source / ENCODER_NAME).is_file() or (target / ENCODER_NAME).is_file():
+def restore_branch(stored: Path, target: Path) -> bool:
+    """Copy a stored branch (finished, or a partial run's ``state.pt``) into ``target`` when
+    ``target`` holds neither; True when copied."""
+    names = [n for n in (STATE_NAME, SUMMARY_NAME, ENCODER_NAME) if (stored / n).is_file()]
+    if not names or any((target / n).is_file() for n in (STATE_NAME, ENCODER_NAME)):
         return False
     target.mkdir(parents=True, exist_ok=True)
-    for name in (SUMMARY_NAME, ENCODER_NAME):  # the encoder last: it marks the branch done
-        shutil.copy2(source / name, target / name)
+    for name in names:  # the encoder last: it marks the branch done
+        shutil.copy2(stored / name, target / name)
+    return True
+
+
+def keep_branch(finished: Path, stored: Path) -> bool:
+    """Copy a finished branch's encoder and summary into ``stored`` (dropping a partial
+    state kept there) when ``stored`` has no encoder yet; True when copied."""
+    if (stored / ENCODER_NAME).is_file():
+        return False
+    stored.mkdir(parents=True, exist_ok=True)
+    for name in (SUMMARY_NAME, ENCODER_NAME):
+        shutil.copy2(finished / name, stored / name)
+    (stored / STATE_NAME).unlink(missing_ok=True)
     return True
 
 

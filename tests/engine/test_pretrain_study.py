@@ -51,3 +51,32 @@ def test_a_stored_branch_is_fine_tuned_from_instead_of_pre_trained_again(tmp_pat
     )
     assert result["seconds"]["pretrain_band"] == original["seconds"]["pretrain_band"]
     assert result["metrics"] == original["metrics"]  # the same branch, the same fine-tuning
+
+
+def _study_module():
+    sys.path.insert(0, str(STUDY.parent))
+    import pretrain_study
+
+    return pretrain_study
+
+
+def test_a_partial_state_travels_and_a_finished_branch_replaces_it(tmp_path):
+    study = _study_module()
+    stored, runs = tmp_path / "store" / "band", tmp_path / "runs" / "band"
+    stored.mkdir(parents=True)
+    (stored / "state.pt").write_bytes(b"epoch 170")
+    assert study.restore_branch(stored, runs)
+    assert (runs / "state.pt").read_bytes() == b"epoch 170"
+    (runs / "state.pt").write_bytes(b"epoch 171")
+    assert not study.restore_branch(stored, runs)  # a run in progress is never overwritten
+    assert (runs / "state.pt").read_bytes() == b"epoch 171"
+
+    (runs / "state.pt").unlink()  # the branch finishes: its state gives way to the encoder
+    (runs / "encoder.pt").write_bytes(b"weights")
+    (runs / "pretraining.json").write_text("{}")
+    assert study.keep_branch(runs, stored)
+    assert sorted(p.name for p in stored.iterdir()) == ["encoder.pt", "pretraining.json"]
+    assert not study.keep_branch(runs, stored)  # kept once
+    fresh = tmp_path / "fresh" / "band"
+    assert study.restore_branch(stored, fresh)
+    assert (fresh / "encoder.pt").read_bytes() == b"weights"
