@@ -105,14 +105,7 @@ class DenseTiles:
 
     def targets_at(self, sources: np.ndarray, tops: np.ndarray, lefts: np.ndarray) -> np.ndarray:
         """(n, t, t) int64 targets of the tiles with top-left pixels (tops, lefts)."""
-        if self._targets is None:
-            raise ValueError("these tiles have no targets (pretraining tiles)")
-        t = self.tile_size
-        out = np.empty((len(tops), t, t), dtype=np.int64)
-        for s in np.unique(sources):
-            pick = np.flatnonzero(sources == s)
-            out[pick] = self._targets[s][tops[pick] + self.pad, lefts[pick] + self.pad]
-        return out
+        return self._label_tiles(self._targets, sources, tops, lefts)
 
     def _inverse_coverage(self, targets: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Per raster, float32 1 / (tiles expected to contain the pixel per epoch) at its
@@ -130,13 +123,23 @@ class DenseTiles:
 
     def weights_at(self, sources: np.ndarray, tops: np.ndarray, lefts: np.ndarray) -> np.ndarray:
         """(n, t, t) float32 loss weights of the tiles with top-left pixels (tops, lefts)."""
-        if self._weights is None:
+        return self._label_tiles(self._weights, sources, tops, lefts)
+
+    def _label_tiles(
+        self,
+        windows: list[np.ndarray] | None,
+        sources: np.ndarray,
+        tops: np.ndarray,
+        lefts: np.ndarray,
+    ) -> np.ndarray:
+        """(n, t, t) tiles of per-pixel label ``windows`` (targets or weights)."""
+        if windows is None:
             raise ValueError("these tiles have no targets (pretraining tiles)")
         t = self.tile_size
-        out = np.empty((len(tops), t, t), dtype=np.float32)
+        out = np.empty((len(tops), t, t), dtype=windows[0].dtype)
         for s in np.unique(sources):
             pick = np.flatnonzero(sources == s)
-            out[pick] = self._weights[s][tops[pick] + self.pad, lefts[pick] + self.pad]
+            out[pick] = windows[s][tops[pick] + self.pad, lefts[pick] + self.pad]
         return out
 
     def batch_weights(self, indices: np.ndarray, step: int) -> np.ndarray:
