@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The study runs still open, in the order they are needed, as two queues of one-core jobs
+# (run one queue per core, side by side). Every run skips results that exist and resumes
+# interrupted work, so a queue can be stopped and started again in a later checkout.
+#   scripts/open_studies.sh factoformer   # issue 8: band and both rows, seeds 3-4, then 2
+#   scripts/open_studies.sh maskedsst     # issue 9: MaskedSST validation choices, seeds 1-2
+# Logs: runs/logs/<queue>.log. After each result: scripts/refresh_results.py, commit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+queue=${1:-}
+if [[ "$queue" != factoformer && "$queue" != maskedsst ]]; then
+    echo "usage: scripts/open_studies.sh factoformer|maskedsst" >&2
+    exit 2
+fi
+mkdir -p runs/logs
+study=(.venv/bin/python scripts/pretrain_study.py --threads 1 --quiet --recipe paper-visible)
+masked=(.venv/bin/python scripts/maskedsst_study.py --threads 1 --scenes indian_pines)
+masked+=(--validation 0.3)
+case "$queue" in
+factoformer)
+    for seed in 3 4; do
+        "${study[@]}" --seed "$seed" --configs band both
+        "${study[@]}" --seed "$seed" --configs both --augment dihedral
+    done
+    "${study[@]}" --seed 2 --configs both --augment dihedral # seed 2's band branch again
+    ;;
+maskedsst)
+    for seed in 1 2; do # the decision rule of docs/RESULTS.md (MaskedSST pretraining)
+        "${masked[@]}" --seed "$seed" --pretraining-seed "$seed" --configs scratch pretrained
+    done
+    for seed in 1 2; do
+        "${masked[@]}" --seed "$seed" --pretraining-seed "$seed" --configs pretrained \
+            --encoder visible --pretrain-steps 4800
+    done
+    for seed in 0 1 2; do # the fine-tuning loss, from scratch
+        "${masked[@]}" --seed "$seed" --configs scratch --pixel-weighting equal
+    done
+    ;;
+esac >>"runs/logs/$queue.log" 2>&1
