@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 from pretrain_study import validation_scene, validation_share  # noqa: E402
 
 from engine.config import (  # noqa: E402
+    FINE_TUNING_PIXEL_WEIGHTING,
     PIXEL_WEIGHTINGS,
     DenseTrainingRecipe,
     MaskedPretrainingRecipe,
@@ -86,6 +87,7 @@ from engine.training.trainer import configure_cpu  # noqa: E402
 ENMAP = ROOT.parent / "shared" / "data" / "enmap_potsdam_tiles"
 SCENES = ("indian_pines", "enmap")
 CONFIGS = ("scratch", "pretrained")
+OFFICIAL_WEIGHTING = DenseTrainingRecipe.pixel_weighting  # older results: no weighting key
 # --smoke: a tiny network and a few steps, to check the script end to end in a minute
 SMOKE_NET = {"dim": 24, "spatial_depth": 1, "spectral_depth": 1, "heads": 2, "head_dim": 8}
 
@@ -118,9 +120,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--pixel-weighting",
         choices=PIXEL_WEIGHTINGS,
-        default=DenseTrainingRecipe.pixel_weighting,
-        help="fine-tuning loss: every labelled pixel of every tile once (tiles), or every "
-        "training pixel the same over an epoch (equal)",
+        default=FINE_TUNING_PIXEL_WEIGHTING,
+        help="fine-tuning loss: every labelled pixel of every tile once (tiles, official), or "
+        "every training pixel the same over an epoch (equal, the default)",
     )
     parser.add_argument(
         "--encoder",
@@ -305,8 +307,8 @@ def variant(args: argparse.Namespace, config: str) -> list[str]:
     """The options of a fine-tuning run that differ from the defaults (masks matter only
     when pre-trained), e.g. ``["random-masks", "1500-steps"]``."""
     steps = [f"{args.finetune_steps}-steps"] if args.finetune_steps != DEFAULT_DENSE_STEPS else []
-    weighting = args.pixel_weighting
-    weights = [f"{weighting}-weights"] if weighting != DenseTrainingRecipe.pixel_weighting else []
+    weighting = args.pixel_weighting  # named unless the official one, whatever the default
+    weights = [f"{weighting}-weights"] if weighting != OFFICIAL_WEIGHTING else []
     return pretraining_variant(args, config) + steps + weights
 
 

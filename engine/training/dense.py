@@ -21,7 +21,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import DenseTrainingRecipe, MaskedSSTConfig, spectral_positions
+from ..config import (
+    FINE_TUNING_PIXEL_WEIGHTING,
+    DenseTrainingRecipe,
+    MaskedSSTConfig,
+    spectral_positions,
+)
 from ..data.dense import IGNORE, DenseTiles, context_patch_size, label_grids
 from ..data.training_set import TrainingSet
 from ..errors import InputDataError
@@ -44,9 +49,11 @@ def default_dense_recipe(
     train_pixels: int, batch_size: int = 8, step_budget: int = DEFAULT_DENSE_STEPS, **kw
 ) -> DenseTrainingRecipe:
     """The fine-tuning recipe for a step budget: as many epochs (anchors visited once
-    each) as fit, so that the learning-rate schedule runs its course within the budget."""
+    each) as fit, so that the learning-rate schedule runs its course within the budget;
+    equal pixel weights unless ``pixel_weighting`` says otherwise."""
     batches = max(1, -(-train_pixels // batch_size))
     epochs = max(1, -(-step_budget // batches))
+    kw.setdefault("pixel_weighting", FINE_TUNING_PIXEL_WEIGHTING)
     return DenseTrainingRecipe(epochs=epochs, batch_size=batch_size, max_steps=step_budget, **kw)
 
 

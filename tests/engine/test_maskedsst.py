@@ -635,3 +635,6 @@ def test_command_line_progress_json_for_the_plugin(synthetic_scene_files, tmp_pa
         assert records and {r["label"] for r in records} == {label}
         assert records[-1]["fraction"] == 1.0 and records[-1]["loss"] > 0
         assert "eta" not in captured.err  # no progress bar
+    # the command line (and so the plugin) fine-tunes with equal pixel weights by default
+    recipe = json.loads((tmp_path / "run" / "config.json").read_text())["training"]["recipe"]
+    assert recipe["pixel_weighting"] == "equal"
