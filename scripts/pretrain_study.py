@@ -8,7 +8,7 @@ written as soon as it is known to ``<results>/[validation/][<variant>/]<config>-
 exists is skipped, and interrupted pretraining and fine-tuning runs resume from their last
 epoch (under ``<runs>``), so the study can be stopped and restarted across sessions.
 ``<runs>`` is not committed; each finished branch's ``encoder.pt`` and ``pretraining.json``
-are also copied to ``--branch-store`` (``results/pretraining/branches/``, committed) and
+are also copied to ``--branch-store`` (``results/pretrained-branches/``, committed) and
 taken from there when ``<runs>`` lacks them, so a fresh checkout fine-tunes from the
 branches an earlier one pre-trained instead of pre-training them again. A branch still
 pre-training at the end of a session travels the same way: copy its ``state.pt`` to
@@ -194,7 +194,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--branch-store",
         type=Path,
-        default=ROOT / "results" / "pretraining" / "branches",
+        default=ROOT / "results" / "pretrained-branches",
         help="finished branches are kept here and taken from here when --runs lacks them",
     )
     parser.add_argument("--threads", type=int)
