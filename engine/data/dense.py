@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy import ndimage
 
 IGNORE = -1  # target of unlabelled (and mirrored) pixels; the loss skips it
 _OFFSET_STREAM = 2  # seed stream of the tile offsets (masks use 0 and 1)
@@ -182,10 +183,6 @@ def tile_coverage(anchors: np.ndarray, tile_size: int) -> np.ndarray:
     t = tile_size
     kernel = (t - np.abs(np.arange(1 - t, t))) / t  # (2t - 1,), symmetric
     coverage = anchors.astype(np.float64)
-    for axis in (0, 1):
-        padded = np.pad(coverage, [(t - 1, t - 1) if a == axis else (0, 0) for a in (0, 1)])
-        length = coverage.shape[axis]
-        coverage = sum(
-            k * np.take(padded, np.arange(d, d + length), axis=axis) for d, k in enumerate(kernel)
-        )
+    for axis in (0, 1):  # no anchor outside the raster: zeros beyond its edges
+        coverage = ndimage.convolve1d(coverage, kernel, axis=axis, mode="constant")
     return coverage
