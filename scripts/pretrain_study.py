@@ -49,7 +49,7 @@ from engine.config import (  # noqa: E402
 from engine.data.scenes import Scene, load_indian_pines  # noqa: E402
 from engine.data.subsets import SUBSET_BUDGETS, subset_path, with_subset  # noqa: E402
 from engine.data.validation import labels_fingerprint, scene_with_validation  # noqa: E402
-from engine.errors import InputDataError  # noqa: E402
+from engine.errors import InputDataError, ModelLoadError  # noqa: E402
 from engine.pretraining.data import scene_unlabelled_pixels  # noqa: E402
 from engine.pretraining.run import (  # noqa: E402
     STATE_NAME,
@@ -276,8 +276,8 @@ def pretrained_branch(
         pretrained = finished_or_pretrained(
             runs, branch, recipe, lambda: scene_unlabelled_pixels(scene), feedback
         )
-    except InputDataError as exc:
-        raise SystemExit(f"error: {exc} (--runs)") from None
+    except (InputDataError, ModelLoadError) as exc:  # another recipe, or a damaged state
+        raise SystemExit(f"error: {exc} (--runs, --branch-store)") from None
     if args.max_steps is None and keep_branch(runs / branch, stored):
         print(f"{branch} branch kept in {stored}", file=sys.stderr)
     return pretrained

@@ -80,3 +80,13 @@ def test_a_partial_state_travels_and_a_finished_branch_replaces_it(tmp_path):
     fresh = tmp_path / "fresh" / "band"
     assert study.restore_branch(stored, fresh)
     assert (fresh / "encoder.pt").read_bytes() == b"weights"
+
+
+def test_a_damaged_stored_state_is_refused_in_one_line(tmp_path):
+    stored = tmp_path / "store" / "paper-visible-seed0" / "band"
+    stored.mkdir(parents=True)
+    (stored / "state.pt").write_text("not a training state")
+    done = _study(tmp_path, "runs")
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot resume from ") and "Traceback" not in done.stderr
