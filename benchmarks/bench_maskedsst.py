@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.config import (  # noqa: E402
+    DEFAULT_DENSE_STEPS,
     DenseTrainingRecipe,
     MaskedPretrainingRecipe,
     MaskedSSTConfig,
@@ -34,7 +35,7 @@ from engine.data.training_set import TrainingSet  # noqa: E402
 from engine.pretraining.data import scene_unlabelled_pixels  # noqa: E402
 from engine.pretraining.maskedsst import pretrain_maskedsst  # noqa: E402
 from engine.pretraining.run import hardware  # noqa: E402
-from engine.training.dense import DEFAULT_DENSE_STEPS, train_dense  # noqa: E402
+from engine.training.dense import train_dense  # noqa: E402
 from engine.training.trainer import configure_cpu  # noqa: E402
 
 

@@ -8,8 +8,9 @@ Reads the JSON results of ``scripts/baselines_study.py`` (``model`` key) and of
 anything else a pre-trained FactoFormer) and ``scripts/maskedsst_study.py`` (``scene`` and
 ``config`` keys); default folders ``results/baselines``, ``results/pretraining`` and its
 pretraining-recipe folders, ``results/maskedsst/indian_pines`` and
-``results/maskedsst/enmap`` (their own files, not subfolders: the default fine-tuning
-budgets). Prints three tables:
+``results/maskedsst/enmap`` with their variant folders (a row per pretraining and
+fine-tuning variant; MaskedSST rows fine-tuned with the official tile-weighted loss, the
+default before equal pixel weights, say so). Prints three tables:
 
 1. Indian Pines fixed split: OA/AA/kappa on the test split, training wall time (the whole
    recipe, pretraining included) and whole-scene inference speed (pixels/s, the engine on
@@ -36,7 +37,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.config import PRETRAINING_RECIPES, MaskedPretrainingRecipe  # noqa: E402
+from engine.config import (  # noqa: E402
+    DEFAULT_DENSE_STEPS,
+    FINE_TUNING_PIXEL_WEIGHTING,
+    PRETRAINING_RECIPES,
+    MaskedPretrainingRecipe,
+)
 
 ORDER = ("rf", "svm", "cnn3d", "factoformer", "factoformer-both", "maskedsst", "maskedsst-pre")
 NAMES = {
@@ -64,8 +70,7 @@ def main() -> None:
             ROOT / "results" / "baselines",
             ROOT / "results" / "pretraining",
             *recipe_folders(ROOT / "results" / "pretraining"),
-            ROOT / "results" / "maskedsst" / "indian_pines",
-            ROOT / "results" / "maskedsst" / "enmap",
+            *maskedsst_folders(ROOT / "results" / "maskedsst"),
         ],
     )
     parser.add_argument("--speed", type=Path, default=ROOT / "results" / "speed")
@@ -91,14 +96,23 @@ def recipe_folders(study: Path) -> list[Path]:
     return [d for d in found if d.is_dir() and d.name.split("+")[0] in PRETRAINING_RECIPES]
 
 
+def maskedsst_folders(study: Path) -> list[Path]:
+    """The MaskedSST study's whole-split folders (``indian_pines``, ``enmap``) and their
+    variant folders (``equal-weights``, ``1500-steps``...), each row named by its record."""
+    scenes = [study / "indian_pines", study / "enmap"]
+    return [f for s in scenes for f in (s, *sorted(s.glob("*"))) if f.is_dir()]
+
+
 def model_key(record: dict) -> str:
     """The table row of a result: its ``model``, ``maskedsst[-pre]`` (MaskedSST study, which
     names its ``scene``) or ``factoformer[-config][/variant]`` (pretraining study; the
     pretraining recipe is named unless it is ``fast``, so recipes never share a row)."""
     if "scene" in record:  # its "model" is the architecture
-        if record["config"] == "scratch":
-            return "maskedsst"
-        return "maskedsst-pre" + "".join(f"@{o}" for o in maskedsst_pretraining(record))
+        options = maskedsst_fine_tuning(record)
+        if record["config"] != "scratch":
+            options = maskedsst_pretraining(record) + options
+            return "maskedsst-pre" + "".join(f"@{o}" for o in options)
+        return "maskedsst" + "".join(f"@{o}" for o in options)
     if "model" in record:
         fitted = record.get("fit_on", "train")
         budget = record.get("step_budget")
@@ -116,6 +130,16 @@ def model_key(record: dict) -> str:
         return "factoformer"
     variant = recipe_name(record.get("pretraining_recipe")) or record.get("variant") or "fast"
     return f"factoformer-{config}" + ("" if variant == "fast" else f"/{variant}")
+
+
+def maskedsst_fine_tuning(record: dict) -> list[str]:
+    """How a MaskedSST result's fine-tuning differs from the default (none for the default):
+    another step budget, or the official tile-weighted loss (records without a weighting
+    are from before equal pixel weights became the default, so tile-weighted)."""
+    steps = record["steps"]["fine_tune"]
+    options = [f"{steps:,} fine-tuning steps"] if steps != DEFAULT_DENSE_STEPS else []
+    weighting = record["fine_tuning_recipe"].get("pixel_weighting", "tiles")
+    return options + (["tile-weighted loss"] if weighting != FINE_TUNING_PIXEL_WEIGHTING else [])
 
 
 def maskedsst_pretraining(record: dict) -> list[str]:
@@ -227,8 +251,9 @@ def speed(key: str, rows: list[dict], speeds: dict[str, float]) -> float | None:
     measured = [r["inference"]["pixels_per_second"] for r in rows if "inference" in r]
     if measured:
         return float(np.mean(measured))
-    family = next((v for p, v in SPEED_OF.items() if key.startswith(p)), key)
-    return speeds.get(key, speeds.get(family))
+    base = key.split("@")[0]  # variants of training run at their model's speed
+    family = next((v for p, v in SPEED_OF.items() if base.startswith(p)), base)
+    return speeds.get(base, speeds.get(family))
 
 
 def table(

@@ -6,7 +6,8 @@ Reads every ``<results>/*/label-efficiency`` folder (any depth; results of
 ``scripts/baselines_study.py``, ``scripts/pretrain_study.py`` and
 ``scripts/maskedsst_study.py`` with ``--subset``) and, for the ``full`` point, the
 whole-split results in ``<results>/baselines``, ``<results>/pretraining`` and
-``<results>/maskedsst/indian_pines`` (as ``scripts/baselines_table.py`` reads them);
+``<results>/maskedsst/indian_pines`` with its variant folders (as
+``scripts/baselines_table.py`` reads them);
 ``<results>`` is ``results`` unless ``--results`` says otherwise. Each point is the mean
 OA over the runs (subset draws) with ± one standard deviation as error bars. The full
 split has 50 pixels per class (15 for its three smallest classes) and is drawn at 50.
@@ -27,6 +28,7 @@ from baselines_table import (  # noqa: E402
     ROOT,
     load,
     load_label_efficiency,
+    maskedsst_folders,
     mean_std,
     name,
     recipe_folders,
@@ -48,7 +50,7 @@ def main() -> None:
             args.results / "baselines",
             args.results / "pretraining",
             *recipe_folders(args.results / "pretraining"),
-            args.results / "maskedsst" / "indian_pines",
+            *maskedsst_folders(args.results / "maskedsst"),
         ]
     )
     whole = whole.get("indian_pines", {})

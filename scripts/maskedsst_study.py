@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 from pretrain_study import validation_scene, validation_share  # noqa: E402
 
 from engine.config import (  # noqa: E402
+    DEFAULT_DENSE_STEPS,
     FINE_TUNING_PIXEL_WEIGHTING,
     PIXEL_WEIGHTINGS,
     DenseTrainingRecipe,
@@ -77,7 +78,6 @@ from engine.pretraining.maskedsst import (  # noqa: E402
 from engine.pretraining.run import hardware  # noqa: E402
 from engine.progress import ProgressBar, SilentFeedback  # noqa: E402
 from engine.training.dense import (  # noqa: E402
-    DEFAULT_DENSE_STEPS,
     default_dense_recipe,
     maskedsst_config,
     run_dense_training,

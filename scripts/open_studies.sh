@@ -4,16 +4,18 @@
 # interrupted work, so a queue can be stopped and started again in a later checkout.
 #   scripts/open_studies.sh factoformer   # issue 8: band and both rows, seeds 3-4, then 2
 #   scripts/open_studies.sh maskedsst     # issue 9: MaskedSST pretraining choice, seeds 0-2
+#   scripts/open_studies.sh maskedsst-scratch  # issue 9: the scratch test rows, equal weights
 # Logs: runs/logs/<queue>.log. After each result: scripts/refresh_results.py, commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 queue=${1:-}
-if [[ "$queue" != factoformer && "$queue" != maskedsst ]]; then
-    echo "usage: scripts/open_studies.sh factoformer|maskedsst" >&2
+if [[ ! "$queue" =~ ^(factoformer|maskedsst|maskedsst-scratch)$ ]]; then
+    echo "usage: scripts/open_studies.sh factoformer|maskedsst|maskedsst-scratch" >&2
     exit 2
 fi
 mkdir -p runs/logs
 study=(.venv/bin/python scripts/pretrain_study.py --threads 1 --quiet --recipe paper-visible)
+scratch=(.venv/bin/python scripts/maskedsst_study.py --threads 1 --quiet --configs scratch)
 masked=(.venv/bin/python scripts/maskedsst_study.py --threads 1 --scenes indian_pines)
 masked+=(--validation 0.3)
 case "$queue" in
@@ -33,6 +35,17 @@ maskedsst)
     for seed in 0 1 2; do
         "${masked[@]}" --seed "$seed" --pretraining-seed "$seed" --configs pretrained \
             --encoder visible --pretrain-steps 4800
+    done
+    ;;
+maskedsst-scratch)
+    # the test rows from scratch with the default equal pixel weights (they do not wait for
+    # the pretraining choice): full split, the stored 5/10/20 subsets, the EnMAP tiles
+    for seed in 0 1 2; do
+        "${scratch[@]}" --scenes indian_pines --seed "$seed"
+        for n in 5 10 20; do
+            "${scratch[@]}" --scenes indian_pines --seed "$seed" --subset "$n"
+        done
+        "${scratch[@]}" --scenes enmap --seed "$seed"
     done
     ;;
 esac >>"runs/logs/$queue.log" 2>&1

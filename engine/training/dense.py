@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import (
+    DEFAULT_DENSE_STEPS,
     FINE_TUNING_PIXEL_WEIGHTING,
     DenseTrainingRecipe,
     MaskedSSTConfig,
@@ -39,10 +40,6 @@ from .checkpoint import save_run
 from .loop import fit, seed_everything
 from .run import STATE_NAME, TrainedRun
 from .trainer import TrainingResult
-
-# Fine-tuning budget for 2 CPU cores (see benchmarks/bench_maskedsst.py): 500 steps of 8
-# tiles; the official runs take at least 1,000 steps of 2 tiles (EnMAP) on a GPU.
-DEFAULT_DENSE_STEPS = 500
 
 
 def default_dense_recipe(

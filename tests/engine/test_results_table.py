@@ -45,3 +45,46 @@ def test_maskedsst_choice_summary_pairs_the_gain_over_scratch_by_seed(tmp_path):
     pretrained = " | ".join(["80.00 ± 9.17"] * 3)
     choice = "| tiles | pre-trained | visible | tube | 4800 | 0,1,2"
     assert summary[3] == f"{choice} | {pretrained} | +3.00 (n = 2) |"
+
+
+def _maskedsst_record(seed: int, oa: float, weighting: str | None, steps: int = 500) -> dict:
+    recipe = {"max_steps": steps} | ({"pixel_weighting": weighting} if weighting else {})
+    metrics = {"overall_accuracy": oa, "average_accuracy": oa, "kappa": oa}
+    return {
+        "scene": "indian_pines",
+        "config": "scratch",
+        "seed": seed,
+        "metrics": metrics,
+        "steps": {"fine_tune": steps},
+        "seconds": {"whole_recipe": 100.0},
+        "fine_tuning_recipe": recipe,
+        "pretraining": None,
+    }
+
+
+def test_maskedsst_rows_name_the_tile_weighted_loss_and_other_step_budgets(tmp_path):
+    """Equal pixel weights are the default row; records without a weighting (written
+    before the option) or with ``tiles``, and other step budgets, get rows of their own."""
+    records = {
+        "equal.json": _maskedsst_record(0, 0.80, "equal"),
+        "old.json": _maskedsst_record(0, 0.60, None),
+        "tiles.json": _maskedsst_record(1, 0.70, "tiles"),
+        "long.json": _maskedsst_record(0, 0.50, "equal", steps=1500),
+    }
+    (tmp_path / "results").mkdir()
+    for file, record in records.items():
+        (tmp_path / "results" / file).write_text(json.dumps(record))
+    done = subprocess.run(
+        [sys.executable, "scripts/baselines_table.py", str(tmp_path / "results")]
+        + ["--speed", str(tmp_path / "none"), "--label-efficiency", str(tmp_path / "none")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    indian_pines = done.stdout.split("Label efficiency")[0].splitlines()
+    rows = {line.split(" | ")[0]: line for line in indian_pines if "MaskedSST" in line}
+    assert "| 0 | 80.00 ± 0.00 |" in rows["| MaskedSST (scratch)"]
+    # the old record and the tiles one share a row: mean of 60 and 70, sample std 7.07
+    assert "| 0,1 | 65.00 ± 7.07 |" in rows["| MaskedSST (scratch), tile-weighted loss"]
+    assert "| 0 | 50.00 ± 0.00 |" in rows["| MaskedSST (scratch), 1,500 fine-tuning steps"]
