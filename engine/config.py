@@ -467,6 +467,10 @@ class MaskedSSTConfig:
     ``spectral_positions`` are the blocks' positions for ``sincos``: from the blocks' mean
     wavelengths (:func:`spectral_positions`) when the bands have wavelengths, else None
     (the block index).
+
+    ``token_norm``: a LayerNorm over each token's raw ``spectral_block`` values before its
+    embedding, as in the paper (so a token keeps only the shape of its spectrum piece, not
+    its level or contrast); False embeds the normalised values as they are.
     """
 
     num_bands: int
@@ -482,6 +486,7 @@ class MaskedSSTConfig:
     drop_rate: float = 0.1
     pos_embedding: PosEmbedding = "learned"
     spectral_positions: tuple[float, ...] | None = None
+    token_norm: bool = True
     model_type: ClassVar[str] = "MaskedSST"  # metadata model_type
 
     def __post_init__(self) -> None:

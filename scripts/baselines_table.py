@@ -10,7 +10,8 @@ anything else a pre-trained FactoFormer) and ``scripts/maskedsst_study.py`` (``s
 pretraining-recipe folders, ``results/maskedsst/indian_pines`` and
 ``results/maskedsst/enmap`` with their variant folders (a row per pretraining and
 fine-tuning variant; MaskedSST rows fine-tuned with the official tile-weighted loss, the
-default before equal pixel weights, say so). Prints three tables:
+default before equal pixel weights, say so, as do rows without the paper's token
+LayerNorm). Prints three tables:
 
 1. Indian Pines fixed split: OA/AA/kappa on the test split, training wall time (the whole
    recipe, pretraining included) and whole-scene inference speed (pixels/s, the engine on
@@ -108,7 +109,7 @@ def model_key(record: dict) -> str:
     names its ``scene``) or ``factoformer[-config][/variant]`` (pretraining study; the
     pretraining recipe is named unless it is ``fast``, so recipes never share a row)."""
     if "scene" in record:  # its "model" is the architecture
-        options = maskedsst_fine_tuning(record)
+        options = maskedsst_architecture(record) + maskedsst_fine_tuning(record)
         if record["config"] != "scratch":
             options = maskedsst_pretraining(record) + options
             return "maskedsst-pre" + "".join(f"@{o}" for o in options)
@@ -130,6 +131,11 @@ def model_key(record: dict) -> str:
         return "factoformer"
     variant = recipe_name(record.get("pretraining_recipe")) or record.get("variant") or "fast"
     return f"factoformer-{config}" + ("" if variant == "fast" else f"/{variant}")
+
+
+def maskedsst_architecture(record: dict) -> list[str]:
+    """How a MaskedSST result's architecture differs from the paper's (none for it)."""
+    return [] if record.get("model", {}).get("token_norm", True) else ["no token norm"]
 
 
 def maskedsst_fine_tuning(record: dict) -> list[str]:

@@ -9,11 +9,12 @@ does). EnMAP fine-tunes on the train tiles, reports the validation tiles (the on
 for choices) and the test tiles. Each result is written as soon as it is known to
 ``<results>/<scene>[/<variant>]/<config>-seed<k>.json`` (variant: options other than the
 defaults, ``random-masks``, ``visible``, ``2400-pretrain-steps``, ``sincos``,
-``1500-steps``, ``equal-weights``); a result that exists is skipped, and interrupted runs
-resume from their last epoch (under ``<runs>``). ``--encoder visible`` pre-trains
-MAE-style: only the visible pixels are encoded, then one spatial decoder block (half the
-step time). ``--pixel-weighting equal`` weights the fine-tuning loss so that every
-training pixel counts the same (see ``DenseTrainingRecipe``).
+``no-token-norm``, ``1500-steps``, ``equal-weights``); a result that exists is skipped,
+and interrupted runs resume from their last epoch (under ``<runs>``). ``--encoder
+visible`` pre-trains MAE-style: only the visible pixels are encoded, then one spatial
+decoder block (half the step time). ``--pixel-weighting equal`` weights the fine-tuning
+loss so that every training pixel counts the same (see ``DenseTrainingRecipe``).
+``--no-token-norm`` leaves out the LayerNorm over each token's raw values.
 
 ``--validation SHARE`` (Indian Pines only) is the mode for choosing variants (encoder,
 pretraining length...): that share of the training pixels, whole regions (seed
@@ -137,6 +138,13 @@ def parse_args() -> argparse.Namespace:
         help="sincos: spectral positions from the band wavelengths (EnMAP; block index for IP)",
     )
     parser.add_argument(
+        "--token-norm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the paper's LayerNorm over each token's raw values before its embedding "
+        "(default); --no-token-norm embeds the normalised values as they are",
+    )
+    parser.add_argument(
         "--bf16",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -200,7 +208,9 @@ def training_data(scene: str, args: argparse.Namespace) -> tuple[TrainingSet, st
 
 def network(data: TrainingSet, args: argparse.Namespace) -> MaskedSSTConfig:
     options = dict(SMOKE_NET) if args.smoke else {}
-    return maskedsst_config(data, pos_embedding=args.pos_embedding, **options)
+    return maskedsst_config(
+        data, pos_embedding=args.pos_embedding, token_norm=args.token_norm, **options
+    )
 
 
 def pretrained(
@@ -319,7 +329,8 @@ def pretraining_variant(args: argparse.Namespace, config: str) -> list[str]:
         names += [f"{args.masking}-masks"] if args.masking != "tube" else []
         names += [args.encoder] if args.encoder != "mask-token" else []
         names += [f"{args.pretrain_steps}-pretrain-steps"] if args.pretrain_steps else []
-    return names + (["sincos"] if args.pos_embedding != "learned" else [])
+    names += ["sincos"] if args.pos_embedding != "learned" else []
+    return names + ([] if args.token_norm else ["no-token-norm"])
 
 
 def result_path(args: argparse.Namespace, scene: str, config: str) -> Path:

@@ -3,16 +3,19 @@
 Usage: python scripts/results_table.py runs/indian_pines-seed*
        python scripts/results_table.py --study results/pretraining [more folders or .json]
        python scripts/results_table.py --ablation results/pretraining/validation
-       python scripts/results_table.py --maskedsst-choices results/maskedsst/validation
+       python scripts/results_table.py --maskedsst-choices results/maskedsst/validation \
+           results/maskedsst/enmap
 The standard deviation is the sample one (ddof=1). ``--study`` reads the JSON results of
 ``scripts/pretrain_study.py`` (folders are searched recursively) and prints one row per
 evaluation set, configuration and pretraining variant. ``--ablation`` prints the pretraining
 choices (encoder, masks, loss) side by side: validation results of the pixel branch on the
 full split, one row per recipe and seed, with the scratch run as the reference.
-``--maskedsst-choices`` does the same for ``scripts/maskedsst_study.py --validation``
-results: one row per fine-tuning pixel weighting, configuration, pretraining (encoder,
-masks, steps, final loss) and seed, then a second table with one row per choice: mean ± std
-over its seeds and the mean gain over scratch (same weighting) on the seeds both have.
+``--maskedsst-choices`` does the same for ``scripts/maskedsst_study.py`` results on
+validation pixels (``--validation`` runs, the EnMAP validation tiles): one row per scene,
+fine-tuning pixel weighting, token norm, configuration, pretraining (encoder, masks, steps,
+final loss) and seed, then a second table with one row per choice: mean ± std over its
+seeds and the mean gain over scratch (same scene, weighting and token norm) on the seeds
+both have.
 """
 
 from __future__ import annotations
@@ -103,25 +106,28 @@ def ablation_table(paths: list[Path]) -> None:
 
 
 def maskedsst_choices_table(paths: list[Path]) -> None:
-    """Validation results of ``maskedsst_study.py --validation``: one row per fine-tuning
-    pixel weighting, configuration, pretraining and seed, scratch first."""
-    rows = [r for r in study_results(paths) if r.get("evaluated_on") == "validation"]
+    """Validation results of ``maskedsst_study.py``: ``--validation`` runs (Indian Pines)
+    and the EnMAP runs' validation tiles, one row per scene, fine-tuning pixel weighting,
+    token norm, configuration, pretraining and seed, scratch first."""
+    rows = [validation_view(r) for r in study_results(paths)]
+    rows = [r for r in rows if r is not None]
     print(
-        "| pixel weights | fine-tuned from | encoder | masks | pretraining steps "
-        "| final pretraining loss | fine-tuning steps | seed | validation OA % | AA % | kappa % "
-        "| pretraining, wall (min) |"
+        "| scene | pixel weights | token norm | fine-tuned from | encoder | masks "
+        "| pretraining steps | final pretraining loss | fine-tuning steps | seed "
+        "| validation OA % | AA % | kappa % | pretraining, wall (min) |"
     )
-    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in sorted(rows, key=maskedsst_choice_order):
         cells = " | ".join(f"{v:.2f}" for v in percentages(r))
-        tuned, weights = r["steps"]["fine_tune"], pixel_weighting(r)
+        tuned = r["steps"]["fine_tune"]
+        model = f"| {r['scene']} | {pixel_weighting(r)} | {token_norm(r)}"
         pre = r["pretraining"]
         if pre is None:
-            print(f"| {weights} | scratch | - | - | - | - | {tuned} | {r['seed']} | {cells} | - |")
+            print(f"{model} | scratch | - | - | - | - | {tuned} | {r['seed']} | {cells} | - |")
             continue
         recipe = pre["recipe"]
         print(
-            f"| {weights} | pre-trained | {recipe['encoder']} | {recipe['masking']} "
+            f"{model} | pre-trained | {recipe.get('encoder', 'mask-token')} | {recipe['masking']} "
             f"| {pre['steps']} | {pre['final_loss']:.4f} | {tuned} | {r['seed']} | {cells} "
             f"| {pre['seconds'] / 60:.1f} |"
         )
@@ -129,30 +135,47 @@ def maskedsst_choices_table(paths: list[Path]) -> None:
     maskedsst_choices_summary(rows)
 
 
+def validation_view(r: dict) -> dict | None:
+    """A MaskedSST result with its validation metrics as ``metrics`` (``--validation``
+    runs are evaluated on them; EnMAP runs record the validation tiles beside the test
+    tiles); None when it has none."""
+    if r.get("evaluated_on") == "validation":
+        return {"scene": "indian_pines", **r}
+    if r.get("validation"):
+        return {**r, "metrics": r["validation"]}
+    return None
+
+
 def maskedsst_choices_summary(rows: list[dict]) -> None:
     """One row per MaskedSST choice: validation mean ± std over seeds, and the mean paired
-    gain in OA over scratch with the same pixel weighting (seeds that have both)."""
+    gain in OA over scratch with the same scene, weighting and token norm (seeds that
+    have both)."""
     groups: dict[tuple, list[dict]] = {}
     for r in sorted(rows, key=maskedsst_choice_order):
         groups.setdefault(maskedsst_choice_order(r)[:-1], []).append(r)
     scratch = {
-        (pixel_weighting(r), r["seed"]): percentages(r)[0] for r in rows if r["pretraining"] is None
+        (*model_key(r), r["steps"]["fine_tune"], r["seed"]): percentages(r)[0]
+        for r in rows
+        if r["pretraining"] is None
     }
-    print("| pixel weights | fine-tuned from | encoder | masks | pretraining steps | seeds "
-          "| validation OA % | AA % | kappa % | OA gain over scratch (same seeds) |")  # fmt: skip
-    print("|---|---|---|---|---:|---|---:|---:|---:|---:|")
-    for (_, weights, pretrained, encoder, masks, steps), group in groups.items():
+    print("| scene | pixel weights | token norm | fine-tuned from | encoder | masks "
+          "| pretraining steps | fine-tuning steps | seeds | validation OA % | AA % | kappa % "
+          "| OA gain over scratch (same seeds) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---:|---:|---|---:|---:|---:|---:|")
+    for key, group in groups.items():
+        scene, _, weights, _, norm, pretrained, encoder, masks, steps, tuned = key
         values = np.array([percentages(r) for r in group])
         std = values.std(axis=0, ddof=1) if len(group) > 1 else np.zeros(3)
         cells = " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(values.mean(0), std, strict=True))
         seeds = ",".join(str(r["seed"]) for r in group)
-        paired = [(percentages(r)[0], scratch.get((weights, r["seed"]))) for r in group]
+        references = [scratch.get((*model_key(r), tuned, r["seed"])) for r in group]
+        paired = zip(values[:, 0], references, strict=True)
         gains = [oa - reference for oa, reference in paired if reference is not None]
         gain = f"{np.mean(gains):+.2f} (n = {len(gains)})" if pretrained and gains else "-"
         choice = "scratch | - | - | -"
         if pretrained:
             choice = f"pre-trained | {encoder} | {masks} | {steps}"
-        print(f"| {weights} | {choice} | {seeds} | {cells} | {gain} |")
+        print(f"| {scene} | {weights} | {norm} | {choice} | {tuned} | {seeds} | {cells} | {gain} |")
 
 
 def pixel_weighting(r: dict) -> str:
@@ -160,11 +183,22 @@ def pixel_weighting(r: dict) -> str:
     return r.get("fine_tuning_recipe", {}).get("pixel_weighting", "tiles")
 
 
+def token_norm(r: dict) -> str:
+    """``paper`` (the LayerNorm over each token's raw values; older results) or ``none``."""
+    return "paper" if r.get("model", {}).get("token_norm", True) else "none"
+
+
+def model_key(r: dict) -> tuple[str, str, str]:
+    """What a pre-trained result is paired with scratch on: scene, weighting, token norm."""
+    return r["scene"], pixel_weighting(r), token_norm(r)
+
+
 def maskedsst_choice_order(r: dict) -> tuple:
     pre = r["pretraining"] or {"recipe": {"encoder": "", "masking": ""}, "steps": 0}
-    recipe, weights = pre["recipe"], pixel_weighting(r)
-    choice = (weights != "tiles", weights, pre["steps"] > 0, recipe["encoder"], recipe["masking"])
-    return (*choice, pre["steps"], r["seed"])
+    recipe, (scene, weights, norm) = pre["recipe"], model_key(r)
+    encoder = recipe.get("encoder", "mask-token")  # results before the visible encoder
+    choice = (scene, weights != "tiles", weights, norm != "paper", norm, pre["steps"] > 0, encoder)
+    return (*choice, recipe["masking"], pre["steps"], r["steps"]["fine_tune"], r["seed"])
 
 
 def study_table(paths: list[Path]) -> None:

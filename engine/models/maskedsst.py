@@ -92,7 +92,7 @@ class MaskedSST(nn.Module):
     def __init__(self, config: MaskedSSTConfig, kernels: Kernels = DEFAULT_KERNELS) -> None:
         super().__init__()
         self.config = c = config
-        self.token_norm = nn.LayerNorm(c.spectral_block)
+        self.token_norm = nn.LayerNorm(c.spectral_block) if c.token_norm else nn.Identity()
         self.embed = BlockwiseLinear(c.num_blocks, c.spectral_block, c.dim)
         self.embed_norm = nn.LayerNorm(c.dim)
         if c.pos_embedding == "learned":

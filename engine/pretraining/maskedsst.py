@@ -336,6 +336,7 @@ _MATCHING_FIELDS = (
     "head_dim",
     "mlp_hidden",
     "pos_embedding",
+    "token_norm",
 )
 
 

@@ -91,6 +91,25 @@ def test_every_pixel_gets_its_own_logits_and_sees_its_neighbours():
     assert diff[0, 0] > 0 and diff[7, 7] > 0  # spatial attention reaches the far corner
 
 
+def test_the_token_norm_discards_each_tokens_level_and_scale_unless_turned_off():
+    """LayerNorm(10) maps a token's values v and a * v + b alike (a > 0): scaling and
+    shifting the 10 bands of one block of one pixel cannot reach the logits with it,
+    and must without it; the norm's 20 parameters go with it."""
+    torch.manual_seed(0)
+    tiles = torch.randn(1, 20, 8, 8)
+    changed = tiles.clone()
+    changed[0, 10:20, 3, 4] = 3.0 * changed[0, 10:20, 3, 4] + 2.0  # block 1 of pixel (3, 4)
+    for token_norm in (True, False):
+        config = MaskedSSTConfig(num_bands=20, num_classes=3, token_norm=token_norm, **TINY)
+        model = MaskedSST(config).eval()
+        with torch.no_grad():
+            diff = (model(changed) - model(tiles)).abs().max().item()
+        assert (diff < 1e-4) if token_norm else (diff > 1e-3)
+    paper = MaskedSST(MaskedSSTConfig(num_bands=200, num_classes=8))
+    plain = MaskedSST(MaskedSSTConfig(num_bands=200, num_classes=8, token_norm=False))
+    assert count_parameters(paper) - count_parameters(plain) == 20
+
+
 def test_spectral_positions_from_block_mean_wavelengths():
     wavelengths = [400.0 + 10 * b for b in range(25)]  # blocks: 400-490, 500-590, 600-640
     assert spectral_positions(wavelengths) == (0.45, 1.45, 2.2)
@@ -117,6 +136,8 @@ def test_config_round_trip_and_unknown_keys():
         num_bands=25, num_classes=3, pos_embedding="sincos", spectral_positions=(0.45, 1.45, 2.2)
     )
     assert MaskedSSTConfig.from_dict(config.to_dict()) == config
+    written_before_the_option = {k: v for k, v in config.to_dict().items() if k != "token_norm"}
+    assert MaskedSSTConfig.from_dict(written_before_the_option).token_norm  # the paper's form
     with pytest.raises(ValueError, match="unknown MaskedSST config keys: patch_size"):
         MaskedSSTConfig.from_dict({**config.to_dict(), "patch_size": 7})
     with pytest.raises(ValueError, match="2 spectral positions for 3"):
@@ -336,6 +357,9 @@ def test_pretraining_lowers_the_loss_and_transfers_the_backbone(tmp_path, encode
     other = MaskedSST(MaskedSSTConfig(num_bands=12, num_classes=3, **{**TINY, "dim": 24}))
     with pytest.raises(Exception, match="dim 16 but the model being trained has 24"):
         transfer_backbone(other, loaded)
+    plain = MaskedSST(MaskedSSTConfig(num_bands=12, num_classes=3, token_norm=False, **TINY))
+    with pytest.raises(Exception, match="token_norm True but the model being trained has False"):
+        transfer_backbone(plain, loaded)
 
 
 class _CancelAfter:

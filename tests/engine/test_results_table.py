@@ -39,12 +39,49 @@ def test_maskedsst_choice_summary_pairs_the_gain_over_scratch_by_seed(tmp_path):
     summary = done.stdout.split("\n\n")[1].splitlines()
     # scratch: mean of 70 and 74, sample std 2.83
     scratch = " | ".join(["72.00 ± 2.83"] * 3)
-    assert summary[2] == f"| tiles | scratch | - | - | - | 0,1 | {scratch} | - |"
+    model = "| indian_pines | tiles | paper"
+    assert summary[2] == f"{model} | scratch | - | - | - | 500 | 0,1 | {scratch} | - |"
     # pre-trained: mean of 72, 78, 90 = 80, sample std sqrt(168 / 2) = 9.17; the gain
     # is over the two seeds scratch has: (2 + 4) / 2
     pretrained = " | ".join(["80.00 ± 9.17"] * 3)
-    choice = "| tiles | pre-trained | visible | tube | 4800 | 0,1,2"
+    choice = f"{model} | pre-trained | visible | tube | 4800 | 500 | 0,1,2"
     assert summary[3] == f"{choice} | {pretrained} | +3.00 (n = 2) |"
+
+
+def test_maskedsst_choices_read_the_enmap_validation_tiles_and_pair_by_token_norm(tmp_path):
+    """EnMAP runs are evaluated on the test tiles; their validation tiles are the choice's
+    figure, and a pre-trained run is paired only with scratch of its own token norm."""
+
+    def enmap(seed: int, validation: float, norm: bool, pretrained: bool) -> dict:
+        record = _record(seed, 0.10, 600 if pretrained else None)  # 0.10: the test tiles
+        metrics = {k: validation for k in ("overall_accuracy", "average_accuracy", "kappa")}
+        return record | {
+            "evaluated_on": "test",
+            "scene": "enmap",
+            "validation": metrics,
+            "model": {"token_norm": norm},
+        }
+
+    records = [enmap(0, 0.60, True, False), enmap(0, 0.70, False, False)]
+    records += [enmap(0, 0.75, False, True), enmap(1, 0.50, True, False)]
+    for n, record in enumerate(records):
+        (tmp_path / f"r{n}.json").write_text(json.dumps(record))
+    done = subprocess.run(
+        [sys.executable, "scripts/results_table.py", "--maskedsst-choices", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    summary = done.stdout.split("\n\n")[1].splitlines()[2:]
+    paper = " | ".join(["55.00 ± 7.07"] * 3)  # seeds 0 and 1: 60 and 50
+    scratch = "scratch | - | - | - | 500"
+    assert summary[0] == f"| enmap | tiles | paper | {scratch} | 0,1 | {paper} | - |"
+    assert summary[1].startswith("| enmap | tiles | none | scratch | - | - | - | 500 | 0 | 70.00")
+    # paired with the scratch run without the norm (70), not the paper's (60)
+    assert summary[2].startswith("| enmap | tiles | none | pre-trained | visible | tube | 600 |")
+    assert summary[2].endswith("| 75.00 ± 0.00 | +5.00 (n = 1) |")
+    assert len(summary) == 3
 
 
 def _maskedsst_record(seed: int, oa: float, weighting: str | None, steps: int = 500) -> dict:
@@ -70,6 +107,7 @@ def test_maskedsst_rows_name_the_tile_weighted_loss_and_other_step_budgets(tmp_p
         "old.json": _maskedsst_record(0, 0.60, None),
         "tiles.json": _maskedsst_record(1, 0.70, "tiles"),
         "long.json": _maskedsst_record(0, 0.50, "equal", steps=1500),
+        "plain.json": _maskedsst_record(2, 0.90, "equal") | {"model": {"token_norm": False}},
     }
     (tmp_path / "results").mkdir()
     for file, record in records.items():
@@ -88,3 +126,4 @@ def test_maskedsst_rows_name_the_tile_weighted_loss_and_other_step_budgets(tmp_p
     # the old record and the tiles one share a row: mean of 60 and 70, sample std 7.07
     assert "| 0,1 | 65.00 ± 7.07 |" in rows["| MaskedSST (scratch), tile-weighted loss"]
     assert "| 0 | 50.00 ± 0.00 |" in rows["| MaskedSST (scratch), 1,500 fine-tuning steps"]
+    assert "| 2 | 90.00 ± 0.00 |" in rows["| MaskedSST (scratch), no token norm"]
