@@ -24,19 +24,24 @@ def _record(seed: int, oa: float, steps: int | None) -> dict:
     }
 
 
-def test_maskedsst_choice_summary_pairs_the_gain_over_scratch_by_seed(tmp_path):
-    records = [_record(0, 0.70, None), _record(1, 0.74, None)]
-    records += [_record(s, oa, 4800) for s, oa in ((0, 0.72), (1, 0.78), (2, 0.90))]
+def _choice_summary(folder, records: list[dict]) -> list[str]:
+    """The lines of the per-choice table of ``--maskedsst-choices`` over ``records``."""
     for n, record in enumerate(records):
-        (tmp_path / f"r{n}.json").write_text(json.dumps(record))
+        (folder / f"r{n}.json").write_text(json.dumps(record))
     done = subprocess.run(
-        [sys.executable, "scripts/results_table.py", "--maskedsst-choices", str(tmp_path)],
+        [sys.executable, "scripts/results_table.py", "--maskedsst-choices", str(folder)],
         cwd=REPO,
         capture_output=True,
         text=True,
         check=True,
     )
-    summary = done.stdout.split("\n\n")[1].splitlines()
+    return done.stdout.split("\n\n")[1].splitlines()
+
+
+def test_maskedsst_choice_summary_pairs_the_gain_over_scratch_by_seed(tmp_path):
+    records = [_record(0, 0.70, None), _record(1, 0.74, None)]
+    records += [_record(s, oa, 4800) for s, oa in ((0, 0.72), (1, 0.78), (2, 0.90))]
+    summary = _choice_summary(tmp_path, records)
     # scratch: mean of 70 and 74, sample std 2.83
     scratch = " | ".join(["72.00 ± 2.83"] * 3)
     model = "| indian_pines | tiles | paper"
@@ -64,16 +69,7 @@ def test_maskedsst_choices_read_the_enmap_validation_tiles_and_pair_by_token_nor
 
     records = [enmap(0, 0.60, True, False), enmap(0, 0.70, False, False)]
     records += [enmap(0, 0.75, False, True), enmap(1, 0.50, True, False)]
-    for n, record in enumerate(records):
-        (tmp_path / f"r{n}.json").write_text(json.dumps(record))
-    done = subprocess.run(
-        [sys.executable, "scripts/results_table.py", "--maskedsst-choices", str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    summary = done.stdout.split("\n\n")[1].splitlines()[2:]
+    summary = _choice_summary(tmp_path, records)[2:]
     paper = " | ".join(["55.00 ± 7.07"] * 3)  # seeds 0 and 1: 60 and 50
     scratch = "scratch | - | - | - | 500"
     assert summary[0] == f"| enmap | tiles | paper | {scratch} | 0,1 | {paper} | - |"
