@@ -5,13 +5,12 @@
 #   scripts/open_studies.sh factoformer   # issue 8: band and both rows, seeds 3-4, then 2
 #   scripts/open_studies.sh maskedsst     # issue 9: MaskedSST pretraining choice, seeds 0-2
 #   scripts/open_studies.sh maskedsst-scratch  # issue 9: the scratch test rows, equal weights
-#   scripts/open_studies.sh maskedsst-token-norm  # issue 9: the token LayerNorm, or none
 # Logs: runs/logs/<queue>.log. After each result: scripts/refresh_results.py, commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 queue=${1:-}
-if [[ ! "$queue" =~ ^(factoformer|maskedsst|maskedsst-scratch|maskedsst-token-norm)$ ]]; then
-    echo "usage: scripts/open_studies.sh factoformer|maskedsst|maskedsst-scratch|maskedsst-token-norm" >&2
+if [[ ! "$queue" =~ ^(factoformer|maskedsst|maskedsst-scratch)$ ]]; then
+    echo "usage: scripts/open_studies.sh factoformer|maskedsst|maskedsst-scratch" >&2
     exit 2
 fi
 mkdir -p runs/logs
@@ -47,16 +46,6 @@ maskedsst-scratch)
             "${scratch[@]}" --scenes indian_pines --seed "$seed" --subset "$n"
         done
         "${scratch[@]}" --scenes enmap --seed "$seed"
-    done
-    ;;
-maskedsst-token-norm)
-    # the decision rule of docs/RESULTS.md (2026-12-07): from scratch, equal weights, on
-    # Indian Pines' validation pixels and the EnMAP validation tiles (the EnMAP runs with
-    # the token LayerNorm are also the scratch test rows of the default)
-    for seed in 0 1 2; do
-        "${masked[@]}" --seed "$seed" --configs scratch --no-token-norm
-        "${scratch[@]}" --scenes enmap --seed "$seed"
-        "${scratch[@]}" --scenes enmap --seed "$seed" --no-token-norm
     done
     ;;
 esac >>"runs/logs/$queue.log" 2>&1
