@@ -34,6 +34,9 @@ def main() -> None:
     parser.add_argument("--ablation", action="store_true", help="pretraining choices")
     parser.add_argument("--maskedsst-choices", action="store_true", help="MaskedSST choices")
     args = parser.parse_args()
+    missing = [str(p) for p in args.runs if not p.exists()]
+    if missing:
+        parser.error(f"no such file or folder: {', '.join(missing)}")
     if args.maskedsst_choices:
         maskedsst_choices_table(args.runs)
         return
