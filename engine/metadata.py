@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .data.classes import ClassInfo
-from .data.normalization import MinMaxNormalization
+from .data.normalization import Normalization, normalization_from_dict
 from .errors import ModelMetadataError
 
 # 2: normalization.values (physical or raw; 1 = raw values), bands.raster_band_numbers
@@ -58,7 +58,7 @@ class ModelMetadata:
     architecture: dict[str, Any]
     band_names: tuple[str, ...]
     wavelengths_nm: tuple[float, ...] | None
-    normalization: MinMaxNormalization
+    normalization: Normalization
     patch_size: int
     classes: tuple[ClassInfo, ...]
     training: dict[str, Any]
@@ -207,7 +207,7 @@ class ModelMetadata:
             fwhm_nm=tuple(float(w) for w in fwhm) if fwhm else None,
             raster_bands=tuple(int(n) for n in raster_bands) if raster_bands else None,
             raster_band_count=int(raster_band_count) if raster_band_count else None,
-            normalization=MinMaxNormalization.from_dict(v["normalization"]),
+            normalization=normalization_from_dict(v["normalization"]),
             patch_size=int(v["patch"]["size"]),
             padding=str(v["patch"]["padding"]),
             prediction=str(v.get("prediction", CENTRE)),

@@ -11,7 +11,7 @@ pretraining-recipe folders, ``results/maskedsst/indian_pines`` and
 ``results/maskedsst/enmap`` with their variant folders (a row per pretraining and
 fine-tuning variant; MaskedSST rows fine-tuned with the official tile-weighted loss, the
 default before equal pixel weights, say so, as do rows without the paper's token
-LayerNorm). Prints three tables:
+LayerNorm or with standardised input). Prints three tables:
 
 1. Indian Pines fixed split: OA/AA/kappa on the test split, training wall time (the whole
    recipe, pretraining included) and whole-scene inference speed (pixels/s, the engine on
@@ -134,8 +134,10 @@ def model_key(record: dict) -> str:
 
 
 def maskedsst_architecture(record: dict) -> list[str]:
-    """How a MaskedSST result's architecture differs from the paper's (none for it)."""
-    return [] if record.get("model", {}).get("token_norm", True) else ["no token norm"]
+    """How a MaskedSST result's architecture and input differ from the engine's defaults
+    (the paper's token norm, min-max input)."""
+    names = [] if record.get("model", {}).get("token_norm", True) else ["no token norm"]
+    return names + (["standardised input"] if record.get("normalization") == "standard" else [])
 
 
 def maskedsst_fine_tuning(record: dict) -> list[str]:

@@ -9,12 +9,15 @@ does). EnMAP fine-tunes on the train tiles, reports the validation tiles (the on
 for choices) and the test tiles. Each result is written as soon as it is known to
 ``<results>/<scene>[/<variant>]/<config>-seed<k>.json`` (variant: options other than the
 defaults, ``random-masks``, ``visible``, ``2400-pretrain-steps``, ``sincos``,
-``no-token-norm``, ``1500-steps``, ``equal-weights``); a result that exists is skipped,
-and interrupted runs resume from their last epoch (under ``<runs>``). ``--encoder
+``no-token-norm``, ``standard-normalization``, ``1500-steps``, ``equal-weights``); a
+result that exists is skipped, and interrupted runs resume from their last epoch (under
+``<runs>``). ``--encoder
 visible`` pre-trains MAE-style: only the visible pixels are encoded, then one spatial
 decoder block (half the step time). ``--pixel-weighting equal`` weights the fine-tuning
 loss so that every training pixel counts the same (see ``DenseTrainingRecipe``).
 ``--no-token-norm`` leaves out the LayerNorm over each token's raw values.
+``--normalization standard`` standardises each band (mean 0, std 1, the official code's
+input) instead of the engine's min-max (variant ``standard-normalization``).
 
 ``--validation SHARE`` (Indian Pines only) is the mode for choosing variants (encoder,
 pretraining length...): that share of the training pixels, whole regions (seed
@@ -60,6 +63,7 @@ from engine.config import (  # noqa: E402
     MaskedSSTConfig,
 )
 from engine.data.dense import context_patch_size  # noqa: E402
+from engine.data.normalization import METHODS, MINMAX  # noqa: E402
 from engine.data.scenes import load_indian_pines  # noqa: E402
 from engine.data.subsets import SUBSET_BUDGETS, subset_path, with_subset  # noqa: E402
 from engine.data.training_set import (  # noqa: E402
@@ -145,6 +149,13 @@ def parse_args() -> argparse.Namespace:
         "(default); --no-token-norm embeds the normalised values as they are",
     )
     parser.add_argument(
+        "--normalization",
+        choices=METHODS,
+        default=MINMAX,
+        help="input statistics per band: min-max to [0, 1] (the engine's, default) or "
+        "standardisation to mean 0, std 1 (the official MaskedSST code's)",
+    )
+    parser.add_argument(
         "--bf16",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -196,14 +207,17 @@ def training_data(scene: str, args: argparse.Namespace) -> tuple[TrainingSet, st
         for split in ("validation", "test"):
             for t in read_tile_csv(ENMAP / f"{split}_files.csv"):  # columns image, mask
                 tiles.append(TileFiles(t.raster, **{f"{split}_labels": t.train_labels}))
-        return load_training_set(tiles, patch, name="enmap_potsdam_tiles"), None
+        return load_training_set(
+            tiles, patch, name="enmap_potsdam_tiles", normalization_method=args.normalization
+        ), None
     pines = load_indian_pines()
     if args.subset:
         pines = with_subset(pines, subset_path(args.subset, args.seed), args.subset)
     if not args.validation:
-        return TrainingSet.from_scene(pines, patch), None
+        return TrainingSet.from_scene(pines, patch, normalization_method=args.normalization), None
     carved = validation_scene(pines, args)  # the FactoFormer study's carving and message
-    return TrainingSet.from_scene(carved, patch), labels_fingerprint(carved.test_labels)
+    data = TrainingSet.from_scene(carved, patch, normalization_method=args.normalization)
+    return data, labels_fingerprint(carved.test_labels)
 
 
 def network(data: TrainingSet, args: argparse.Namespace) -> MaskedSSTConfig:
@@ -222,9 +236,10 @@ def pretrained(
         return load_pretrained(folder)
     patch = context_patch_size(MaskedSSTConfig.tile_size)
     if scene == "indian_pines":
-        pixels = scene_unlabelled_pixels(load_indian_pines(), patch)
+        pixels = scene_unlabelled_pixels(load_indian_pines(), patch, args.normalization)
     else:
-        pixels = raster_pixels(sorted((ENMAP / "images").glob("*.tif")), patch)
+        images = sorted((ENMAP / "images").glob("*.tif"))
+        pixels = raster_pixels(images, patch, args.normalization)
     if pixels.band_names != data.band_names:
         raise SystemExit(f"{scene}: pretraining and fine-tuning read different bands")
     seed = args.pretraining_seed
@@ -283,6 +298,7 @@ def fine_tune(
         "subset": {"per_class": args.subset, "draw_seed": args.seed} if args.subset else None,
         "evaluated_on": "validation" if split else "test",
         "validation_split": split,
+        "normalization": data.normalization.method,
         "pretraining_seed": args.pretraining_seed if pre is not None else None,
         "metrics": run.metrics.to_dict(names),
         "validation": run.validation.to_dict(names) if run.validation else None,
@@ -330,7 +346,8 @@ def pretraining_variant(args: argparse.Namespace, config: str) -> list[str]:
         names += [args.encoder] if args.encoder != "mask-token" else []
         names += [f"{args.pretrain_steps}-pretrain-steps"] if args.pretrain_steps else []
     names += ["sincos"] if args.pos_embedding != "learned" else []
-    return names + ([] if args.token_norm else ["no-token-norm"])
+    names += [] if args.token_norm else ["no-token-norm"]
+    return names + ([f"{args.normalization}-normalization"] if args.normalization != MINMAX else [])
 
 
 def result_path(args: argparse.Namespace, scene: str, config: str) -> Path:

@@ -5,12 +5,13 @@
 #   scripts/open_studies.sh factoformer   # issue 8: band and both rows, seeds 3-4, then 2
 #   scripts/open_studies.sh maskedsst     # issue 9: MaskedSST pretraining choice, seeds 0-2
 #   scripts/open_studies.sh maskedsst-scratch  # issue 9: the scratch test rows, equal weights
+#   scripts/open_studies.sh maskedsst-standard # issue 9: standardised input against min-max
 # Logs: runs/logs/<queue>.log. After each result: scripts/refresh_results.py, commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 queue=${1:-}
-if [[ ! "$queue" =~ ^(factoformer|maskedsst|maskedsst-scratch)$ ]]; then
-    echo "usage: scripts/open_studies.sh factoformer|maskedsst|maskedsst-scratch" >&2
+if [[ ! "$queue" =~ ^(factoformer|maskedsst|maskedsst-scratch|maskedsst-standard)$ ]]; then
+    echo "usage: scripts/open_studies.sh factoformer|maskedsst|maskedsst-scratch|maskedsst-standard" >&2
     exit 2
 fi
 mkdir -p runs/logs
@@ -47,5 +48,14 @@ maskedsst-scratch)
         done
         "${scratch[@]}" --scenes enmap --seed "$seed"
     done
+    ;;
+maskedsst-standard)
+    # the input normalisation rule of docs/RESULTS.md: from scratch, Indian Pines'
+    # validation pixels and the EnMAP validation tiles, seeds 0-2 (min-max EnMAP seed 2 too)
+    for seed in 0 1 2; do
+        "${masked[@]}" --quiet --seed "$seed" --configs scratch --normalization standard
+        "${scratch[@]}" --scenes enmap --seed "$seed" --normalization standard
+    done
+    "${scratch[@]}" --scenes enmap --seed 2
     ;;
 esac >>"runs/logs/$queue.log" 2>&1

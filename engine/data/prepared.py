@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .normalization import MinMaxNormalization
+from .normalization import MinMaxNormalization, Normalization
 from .patches import PatchExtractor
 from .scenes import Scene
 
@@ -16,7 +16,7 @@ class PreparedScene:
     """A scene with its normalisation and a lazy patch extractor over the whole cube."""
 
     scene: Scene
-    normalization: MinMaxNormalization
+    normalization: Normalization
     extractor: PatchExtractor
 
     @classmethod
@@ -24,7 +24,7 @@ class PreparedScene:
         cls,
         scene: Scene,
         patch_size: int,
-        normalization: MinMaxNormalization | None = None,
+        normalization: Normalization | None = None,
     ) -> PreparedScene:
         """Normalise the scene and pad it symmetrically for ``patch_size`` patches.
 
@@ -47,7 +47,7 @@ class PreparedScene:
 def normalised_extractor(
     cube: np.ndarray,
     valid: np.ndarray | None,
-    normalization: MinMaxNormalization,
+    normalization: Normalization,
     patch_size: int,
 ) -> PatchExtractor:
     """Patch extractor over a (bands, rows, cols) cube, normalised, no-data pixels filled.

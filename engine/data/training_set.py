@@ -22,7 +22,14 @@ from osgeo import gdal
 from ..errors import InputDataError
 from .classes import ClassInfo
 from .labels import read_aligned_labels, resolve_classes
-from .normalization import MinMaxNormalization
+from .normalization import (
+    MINMAX,
+    STANDARD,
+    MinMaxNormalization,
+    Normalization,
+    StandardNormalization,
+    fit_normalization,
+)
 from .patches import PatchExtractor
 from .raster import BandInfo, band_info, open_raster, read_window
 from .scenes import Scene
@@ -221,7 +228,7 @@ class TrainingSet:
     name: str
     tiles: tuple[TileFiles, ...]
     extractors: list[PatchExtractor]
-    normalization: MinMaxNormalization
+    normalization: Normalization
     classes: tuple[ClassInfo, ...]
     bands: BandSelection
     band_names: tuple[str, ...]
@@ -267,11 +274,13 @@ class TrainingSet:
         cls,
         scene: Scene,
         patch_size: int,
-        normalization: MinMaxNormalization | None = None,
+        normalization: Normalization | None = None,
         validation_share: float = 0.0,
         seed: int = 0,
+        normalization_method: str = MINMAX,
     ) -> TrainingSet:
-        """One benchmark :class:`Scene` (all its bands), with statistics fitted on it."""
+        """One benchmark :class:`Scene` (all its bands), with ``normalization`` or else
+        ``normalization_method``'s statistics fitted on it."""
         values = np.moveaxis(scene.cube, -1, 0)
         valid = scene.valid if scene.valid is not None else np.ones(values.shape[1:], bool)
         labels = {"train": scene.train_labels, "test": scene.test_labels}
@@ -285,7 +294,8 @@ class TrainingSet:
         if validation_share > 0:
             _carve([tile], validation_share, seed, notes)
         # Statistics exactly as PreparedScene fits them (benchmark results stay bit-identical).
-        normalization = normalization or MinMaxNormalization.fit(values, scene.valid)
+        if normalization is None:
+            normalization = fit_normalization(normalization_method, values, scene.valid)
         extractor = _extractor(tile, normalization, patch_size)
         n = scene.num_bands
         return cls(
@@ -314,9 +324,10 @@ def load_training_set(
     validation_share: float = 0.0,
     seed: int = 0,
     name: str | None = None,
-    normalization: MinMaxNormalization | None = None,
+    normalization: Normalization | None = None,
     classes: Sequence[ClassInfo] | None = None,
     band_numbers: Sequence[int] | None = None,
+    normalization_method: str = MINMAX,
 ) -> TrainingSet:
     """Read labelled rasters for training (or, with a model's statistics, for evaluation).
 
@@ -334,6 +345,8 @@ def load_training_set(
         name: the data set's name (default: the first raster's name).
         normalization, classes, band_numbers: a model's statistics, class table and raster
             bands, to evaluate that model (the bands are then not chosen from the data).
+        normalization_method: the statistics to fit without ``normalization``
+            (:data:`~.normalization.MINMAX` or :data:`~.normalization.STANDARD`).
     """
     if not tiles:
         raise InputDataError("no raster given")
@@ -353,7 +366,7 @@ def load_training_set(
     if normalization is None:
         if not any("train" in t.labels for t in loaded):
             raise InputDataError("no training labels given: give a label raster per raster")
-        normalization = _fit([t for t in loaded if "train" in t.labels])
+        normalization = _fit([t for t in loaded if "train" in t.labels], normalization_method)
         warnings.extend(_leaked_nodata(loaded, infos, bands))
     elif normalization.num_bands != len(bands.numbers):
         raise InputDataError(
@@ -580,12 +593,15 @@ def _drop_nodata_labels(tiles: Sequence[_Tile], notes: list[str]) -> None:
                 labels[lost] = 0
 
 
-def _fit(tiles: Sequence[_Tile]) -> MinMaxNormalization:
-    """Min-max statistics over the valid pixels of all ``tiles`` (float64 sums)."""
+def _fit(tiles: Sequence[_Tile], method: str) -> Normalization:
+    """``method``'s statistics over the valid pixels of all ``tiles`` (float64 sums)."""
+    if method not in (MINMAX, STANDARD):
+        raise ValueError(f"normalisation method must be {MINMAX!r} or {STANDARD!r}, not {method!r}")
     bands = tiles[0].values.shape[0] if tiles else 0
     low = np.full(bands, np.inf)
     high = np.full(bands, -np.inf)
     total = np.zeros(bands)
+    squares = np.zeros(bands)
     count = 0
     for t in tiles:
         n = int(t.valid.sum())
@@ -596,13 +612,19 @@ def _fit(tiles: Sequence[_Tile]) -> MinMaxNormalization:
             low[b] = min(low[b], float(band.min()))
             high[b] = max(high[b], float(band.max()))
             total[b] += float(band.sum(dtype=np.float64))
+            if method == STANDARD:
+                squares[b] += float(np.square(band, dtype=np.float64).sum())
         count += n
     if count == 0:
         raise InputDataError(
             "the training rasters have no valid pixel in the used bands (every pixel is no-data)"
         )
+    mean = total / count
+    if method == STANDARD:
+        std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+        return StandardNormalization.from_moments(low, high, mean, std)
     span = np.where(high > low, high - low, 1.0)
-    fill = (total / count - low) / span
+    fill = (mean - low) / span
     return MinMaxNormalization(
         low.astype(np.float32), high.astype(np.float32), fill.astype(np.float32)
     )
@@ -678,7 +700,7 @@ def _sample_valid(tiles: Sequence[_Tile]) -> np.ndarray:
     return np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, 0))
 
 
-def _extractor(tile: _Tile, normalization: MinMaxNormalization, patch_size: int) -> PatchExtractor:
+def _extractor(tile: _Tile, normalization: Normalization, patch_size: int) -> PatchExtractor:
     cube = np.ascontiguousarray(normalization.apply(tile.values, band_axis=0))
     cube[:, ~tile.valid] = normalization.fill[:, None]
     return PatchExtractor.from_cube(cube, patch_size)

@@ -7,7 +7,7 @@ import os
 import numpy as np
 from osgeo import gdal, osr
 
-from ..data.normalization import MinMaxNormalization
+from ..data.normalization import Normalization
 from ..data.raster import open_raster
 from ..errors import InputDataError
 
@@ -91,13 +91,17 @@ class RangeMonitor:
     """Counts valid pixels whose values lie far outside the model's training range.
 
     A pixel is far outside when more than half of its bands, normalised with the model's
-    statistics, fall below ``-FAR_OUTSIDE`` or above ``1 + FAR_OUTSIDE`` (training range =
-    [0, 1]). Typical causes: 8-bit data given to a model trained on 16-bit radiance, or
-    reflectance 0-1 given to a model trained on reflectance x 10000.
+    statistics, lie more than ``FAR_OUTSIDE`` times the band's training range below its
+    training minimum or above its maximum (for min-max statistics: below ``-FAR_OUTSIDE``
+    or above ``1 + FAR_OUTSIDE``). Typical causes: 8-bit data given to a model trained on
+    16-bit radiance, or reflectance 0-1 given to a model trained on reflectance x 10000.
     """
 
-    def __init__(self, normalization: MinMaxNormalization, model_id: str, raster: str) -> None:
+    def __init__(self, normalization: Normalization, model_id: str, raster: str) -> None:
         self.normalization = normalization
+        span = normalization.upper - normalization.lower
+        self.below = (normalization.lower - FAR_OUTSIDE * span)[:, None, None]
+        self.above = (normalization.upper + FAR_OUTSIDE * span)[:, None, None]
         self.model_id = model_id
         self.raster = raster
         self.valid = 0
@@ -110,7 +114,7 @@ class RangeMonitor:
         """Account for (bands, rows, cols) input and normalised values where ``valid``."""
         if not valid.any():
             return
-        outside = (normalized < -FAR_OUTSIDE) | (normalized > 1 + FAR_OUTSIDE)
+        outside = (normalized < self.below) | (normalized > self.above)
         far = 2 * outside.sum(axis=0, dtype=np.int32) > normalized.shape[0]
         self.valid += int(valid.sum())
         self.far += int((far & valid).sum())

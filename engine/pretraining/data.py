@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.normalization import MinMaxNormalization
+from ..data.normalization import METHOD_NAMES, MINMAX, Normalization, fit_normalization
 from ..data.patches import PatchExtractor
 from ..data.prepared import normalised_extractor
 from ..data.scenes import Scene
@@ -32,7 +32,7 @@ class PretrainingPixels:
         extractors: one lazy patch extractor per raster, over its normalised cube.
         sources: (n,) index into ``extractors`` of each sample.
         rows, cols: (n,) centre pixel of each sample.
-        normalization: the min-max statistics the patches were normalised with.
+        normalization: the statistics the patches were normalised with.
         band_names: one name per band.
         description: provenance (which rasters, which pixels, how many).
     """
@@ -41,7 +41,7 @@ class PretrainingPixels:
     sources: np.ndarray
     rows: np.ndarray
     cols: np.ndarray
-    normalization: MinMaxNormalization
+    normalization: Normalization
     band_names: tuple[str, ...]
     description: dict[str, Any]
 
@@ -77,11 +77,13 @@ def unlabelled_pixels(
     valid: np.ndarray | None = None,
     patch_size: int = 7,
     name: str = "scene",
+    normalization_method: str = MINMAX,
 ) -> PretrainingPixels:
     """The valid pixels of one scene that ``exclude`` does not mark.
 
-    Min-max statistics are those of the whole scene (every valid pixel), as fine-tuning
-    computes them, so pre-trained and fine-tuned branches see the same values.
+    The statistics (``normalization_method``'s) are those of the whole scene (every valid
+    pixel), as fine-tuning computes them, so pre-trained and fine-tuned branches see the
+    same values.
 
     Args:
         cube: (rows, cols, bands) values.
@@ -97,7 +99,8 @@ def unlabelled_pixels(
     if exclude.shape != cube.shape[:2]:
         raise InputDataError(f"{name}: the exclusion mask does not match the cube's grid")
     bands_first = np.moveaxis(cube, -1, 0)
-    normalization = MinMaxNormalization.fit(bands_first, valid)
+    normalization = fit_normalization(normalization_method, bands_first, valid)
+    method = METHOD_NAMES[normalization_method]
     keep = ~exclude if valid is None else ~exclude & valid
     rows, cols = np.nonzero(keep)
     if len(rows) == 0:
@@ -112,7 +115,7 @@ def unlabelled_pixels(
                 "excluded": int(exclude.sum()),
             }
         ],
-        "normalization": "per-band min-max over the whole scene (as fine-tuning)",
+        "normalization": f"per-band {method} over the whole scene (as fine-tuning)",
     }
     extractor = normalised_extractor(bands_first, valid, normalization, patch_size)
     return PretrainingPixels(
@@ -126,23 +129,33 @@ def unlabelled_pixels(
     )
 
 
-def scene_unlabelled_pixels(scene: Scene, patch_size: int = 7) -> PretrainingPixels:
+def scene_unlabelled_pixels(
+    scene: Scene, patch_size: int = 7, normalization_method: str = MINMAX
+) -> PretrainingPixels:
     """FactoFormer's pretraining set: the scene's pixels with no training or test label."""
     exclude = scene.train_labels > 0
     if scene.test_labels is not None:
         exclude |= scene.test_labels > 0
     return unlabelled_pixels(
-        scene.cube, exclude, scene.band_names, scene.valid, patch_size, scene.name
+        scene.cube,
+        exclude,
+        scene.band_names,
+        scene.valid,
+        patch_size,
+        scene.name,
+        normalization_method,
     )
 
 
 def raster_pixels(
-    paths: Sequence[str | os.PathLike[str]], patch_size: int = 7
+    paths: Sequence[str | os.PathLike[str]],
+    patch_size: int = 7,
+    normalization_method: str = MINMAX,
 ) -> PretrainingPixels:
     """Every valid pixel of one or more rasters (no labels involved).
 
-    The rasters must have the same bands. They are normalised together: per band, by the
-    minimum and maximum over all their valid pixels.
+    The rasters must have the same bands. They are normalised together: per band, by
+    ``normalization_method``'s statistics over all their valid pixels.
     """
     if not paths:
         raise InputDataError("give at least one raster to pre-train on")
@@ -157,7 +170,8 @@ def raster_pixels(
     pixels = np.concatenate([c[v] for c, v in zip(cubes, valids, strict=True)])  # (n, bands)
     if len(pixels) == 0:
         raise InputDataError("the rasters have no valid pixel to pre-train on")
-    normalization = MinMaxNormalization.fit(pixels.T[:, None, :])
+    normalization = fit_normalization(normalization_method, pixels.T[:, None, :])
+    method = METHOD_NAMES[normalization_method]
     extractors, sources, rows, cols, described = [], [], [], [], []
     for i, (path, cube, valid) in enumerate(zip(paths, cubes, valids, strict=True)):
         bands_first = np.moveaxis(cube, -1, 0)
@@ -170,7 +184,7 @@ def raster_pixels(
     description = {
         "pixels": int(sum(len(r) for r in rows)),
         "sources": described,
-        "normalization": "per-band min-max over the valid pixels of all pretraining rasters",
+        "normalization": f"per-band {method} over the valid pixels of all pretraining rasters",
     }
     return PretrainingPixels(
         tuple(extractors),

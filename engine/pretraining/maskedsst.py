@@ -28,6 +28,7 @@ from torch import nn
 
 from ..config import MaskedPretrainingRecipe, MaskedSSTConfig
 from ..data.dense import DenseTiles
+from ..data.normalization import Normalization
 from ..errors import InputDataError, ModelLoadError
 from ..models import DEFAULT_KERNELS, Kernels
 from ..models.layers import Block
@@ -36,7 +37,7 @@ from ..progress import Feedback
 from ..training.loop import StepFunction, fit, load_weights_only, seed_everything
 from .data import PretrainingPixels
 from .run import STATE_NAME, provenance, write_run
-from .transfer import ENCODER_NAME, check_matching, save_pretrained
+from .transfer import ENCODER_NAME, check_matching, check_normalization, save_pretrained
 
 ENCODER_FORMAT = "maskedsst-pretrained-encoder/1"
 HEAD_PREFIXES = ("head.", "head_norm.")  # fine-tuning only; never pre-trained
@@ -340,10 +341,14 @@ _MATCHING_FIELDS = (
 )
 
 
-def transfer_backbone(model: MaskedSST, pre: PretrainedMaskedSST) -> dict[str, Any]:
-    """Copy the pre-trained backbone (everything but the head) into ``model``; returns the
-    provenance record. The head keeps the values ``model`` was built with."""
+def transfer_backbone(
+    model: MaskedSST, pre: PretrainedMaskedSST, normalization: Normalization
+) -> dict[str, Any]:
+    """Copy the pre-trained backbone (everything but the head) into ``model``, which will
+    read pixels normalised with ``normalization``; returns the provenance record. The head
+    keeps the values ``model`` was built with."""
     check_matching(pre.config, model.config, _MATCHING_FIELDS, "MaskedSST")
+    check_normalization(pre.provenance, normalization)
     missing, unexpected = model.load_state_dict(pre.state_dict, strict=False)
     if unexpected or any(not k.startswith(HEAD_PREFIXES) for k in missing):
         raise InputDataError(

@@ -160,6 +160,7 @@ def provenance(
         **identity,
         "pixels": pixels.description,
         "bands": pixels.num_bands,
+        "normalization_method": pixels.normalization.method,
         "objective": objective,
         "recipe": recipe.to_dict(),
         "epochs": int(last.get("epoch", 0)),

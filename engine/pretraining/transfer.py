@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from ..config import BRANCHES, Branch, EncoderConfig
+from ..data.normalization import METHOD_NAMES, MINMAX, Normalization
 from ..errors import InputDataError, ModelLoadError
 from ..models import FactoFormer
 from ..training.loop import load_weights_only, save_atomically
@@ -142,3 +143,15 @@ def check_matching(pre: Any, target: Any, fields: Sequence[str], what: str) -> N
             raise InputDataError(
                 f"the pre-trained {what} has {name} {theirs} but the model being trained has {mine}"
             )
+
+
+def check_normalization(provenance: dict[str, Any], normalization: Normalization) -> None:
+    """Refuse to fine-tune on pixels normalised unlike the pretraining pixels were (a record
+    without ``normalization_method`` is from before standardisation existed: min-max)."""
+    theirs = provenance.get("normalization_method", MINMAX)
+    if theirs != normalization.method:
+        raise InputDataError(
+            f"the backbone was pre-trained on pixels normalised by "
+            f"{METHOD_NAMES.get(theirs, theirs)}, the training pixels by "
+            f"{METHOD_NAMES[normalization.method]}; pre-train and fine-tune with the same one"
+        )

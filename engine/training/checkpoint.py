@@ -13,7 +13,7 @@ import torch
 
 from ..config import FactoFormerConfig, TrainingRecipe
 from ..data.classes import ClassInfo
-from ..data.normalization import MinMaxNormalization
+from ..data.normalization import Normalization, normalization_from_dict
 from ..data.scenes import Scene
 from ..data.training_set import TrainingSet
 from ..errors import ModelLoadError
@@ -35,7 +35,7 @@ class Checkpoint:
     """A trained model with everything export needs to describe it."""
 
     model: FactoFormer | CNN3D
-    normalization: MinMaxNormalization
+    normalization: Normalization
     classes: tuple[ClassInfo, ...]
     band_names: tuple[str, ...]
     wavelengths_nm: tuple[float, ...] | None
@@ -167,7 +167,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     fwhm, raster_bands = data.get("fwhm_nm"), data.get("raster_bands")
     return Checkpoint(
         model=model,
-        normalization=MinMaxNormalization.from_dict(data["normalization"]),
+        normalization=normalization_from_dict(data["normalization"]),
         classes=tuple(ClassInfo.from_dict(c) for c in data["classes"]),
         band_names=tuple(data["band_names"]),
         wavelengths_nm=tuple(wavelengths) if wavelengths else None,

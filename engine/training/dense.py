@@ -111,7 +111,10 @@ def train_dense(
         )
     seed_everything(recipe.seed)
     model = MaskedSST(config, kernels)
-    record = transfer_backbone(model, pretrained) if pretrained is not None else None
+    if pretrained is not None:
+        record = transfer_backbone(model, pretrained, data.normalization)
+    else:
+        record = None
     tiles = split_tiles(data, "train", config.tile_size, recipe.seed)
 
     def step(idx: np.ndarray, step_index: int) -> tuple[torch.Tensor, dict[str, float]]:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import FactoFormerConfig, TrainingRecipe
-from ..data.normalization import MinMaxNormalization
+from ..data.normalization import Normalization
 from ..data.prepared import PreparedScene
 from ..data.training_set import TrainingSet
 from ..errors import InputDataError
@@ -52,7 +52,7 @@ class TrainingResult:
     """A trained model with its per-epoch history."""
 
     model: FactoFormer
-    normalization: MinMaxNormalization
+    normalization: Normalization
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     steps: int = 0

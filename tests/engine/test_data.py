@@ -8,7 +8,11 @@ from conftest import requires_shared
 from helpers import SHARED_DATA, WAVELENGTHS, synthetic_cube, write_raster
 
 from engine.data.classes import INDIAN_PINES_CLASSES, INDIAN_PINES_GIC_TO_SPLIT
-from engine.data.normalization import MinMaxNormalization
+from engine.data.normalization import (
+    MinMaxNormalization,
+    StandardNormalization,
+    normalization_from_dict,
+)
 from engine.data.patches import PatchExtractor, pad_symmetric
 from engine.data.prepared import PreparedScene
 from engine.data.raster import band_info, category_names, open_raster
@@ -133,6 +137,32 @@ def test_normalisation_maps_scene_range_to_unit_interval():
     assert np.allclose(out.min(axis=(1, 2)), 0) and np.allclose(out.max(axis=(1, 2)), 1)
     again = MinMaxNormalization.from_dict(norm.to_dict())
     assert np.array_equal(again.apply(cube, band_axis=0), out)
+
+
+def test_standardisation_gives_each_band_zero_mean_and_unit_std_over_valid_pixels():
+    rng = np.random.default_rng(1)
+    cube = rng.normal(1000, 300, (4, 6, 7)).astype(np.float32)
+    cube[3] = 42.0  # a constant band is only shifted
+    valid = np.ones((6, 7), bool)
+    valid[0, :3] = False
+    cube[:, 0, :3] = -32768  # no-data values must not reach the statistics
+    norm = StandardNormalization.fit(cube, valid)
+    out = norm.apply(cube, band_axis=0)[:, valid]
+    np.testing.assert_allclose(out[:3].mean(axis=1), 0, atol=1e-5)
+    np.testing.assert_allclose(out[:3].std(axis=1), 1, atol=1e-5)
+    assert np.all(out[3] == 0) and norm.std[3] == 1
+    assert np.array_equal(norm.fill, np.zeros(4, np.float32))
+    hand = cube[0][valid].astype(np.float64)  # the first band by hand
+    assert norm.lower[0] == pytest.approx((hand.min() - hand.mean()) / hand.std(), rel=1e-5)
+    again = normalization_from_dict(norm.to_dict())
+    assert isinstance(again, StandardNormalization)
+    assert np.array_equal(again.apply(cube, band_axis=0), norm.apply(cube, band_axis=0))
+    minmax = MinMaxNormalization.fit(cube).to_dict()
+    assert isinstance(normalization_from_dict(minmax), MinMaxNormalization)
+    with pytest.raises(ValueError, match="unsupported normalisation method 'zscore'"):
+        normalization_from_dict({**norm.to_dict(), "method": "zscore"})
+    bad = StandardNormalization.from_dict({**norm.to_dict(), "std": [1.0, 0.0, 1.0, 1.0]})
+    assert bad.problems() == ["normalisation std of band 2 is not positive"]
 
 
 def test_symmetric_padding_repeats_the_edge_pixel():

@@ -23,7 +23,7 @@ from helpers import (
     write_raster,
 )
 
-from engine.data.normalization import MinMaxNormalization
+from engine.data.normalization import MinMaxNormalization, StandardNormalization
 from engine.errors import InputDataError, ModelMetadataError
 from engine.infer.classify import TiledClassifier, classify_raster
 from engine.infer.model import OnnxClassifier
@@ -245,6 +245,26 @@ def test_dense_model_through_the_cli(dense, scene, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert np.array_equal(read_raster(out), read_raster(api))
     assert out.with_suffix(".qml").is_file()
+
+
+def test_standardised_model_reads_its_mean_and_std_and_fills_missing_data_with_zero(
+    scene, tmp_path
+):
+    raw = scene["raw"].astype(np.float64)
+    mean, std = raw.mean(axis=(1, 2)), raw.std(axis=(1, 2))
+    lows, highs = raw.min(axis=(1, 2)), raw.max(axis=(1, 2))
+    norm = StandardNormalization.from_moments(lows, highs, mean, std)
+    path = write_dense_model(tmp_path / "std.onnx", 12, CLASSES, T, WAVELENGTHS, norm, SEED)
+    normalized = ((raw - mean[:, None, None]) / std[:, None, None]).astype(np.float32)
+    for r, c in scene["missing"]:
+        normalized[:, r, c] = 0.0
+    want = oracle_logits(path, normalized).argmax(axis=0) + 1
+    for r, c in scene["missing"]:
+        want[r, c] = 0
+    out = tmp_path / "std.tif"
+    report = classify_raster(scene["raster"], path, out)
+    assert np.array_equal(read_raster(out), want)
+    assert report.warnings == []  # the raster lies within the training range
 
 
 def test_raster_smaller_than_a_tile_is_refused(dense, tmp_path):

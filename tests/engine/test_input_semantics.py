@@ -21,11 +21,12 @@ from helpers import (
 )
 from osgeo import gdal, osr
 
-from engine.data.normalization import PHYSICAL, RAW, MinMaxNormalization
+from engine.data.normalization import PHYSICAL, RAW, MinMaxNormalization, StandardNormalization
 from engine.data.raster import _to_nm, band_info, open_raster
 from engine.data.scenes import load_raster_scene
 from engine.errors import BandMismatchError, InferenceError, InputDataError, ModelMetadataError
 from engine.infer.classify import TiledClassifier, classify_raster
+from engine.infer.inputs import RangeMonitor
 from engine.infer.model import OnnxClassifier, softmax
 
 
@@ -450,6 +451,16 @@ def test_out_of_range_input_is_warned_with_numbers(tiny_model, tmp_path, kind):
     assert f"input values {lo:g} to {hi:g}" in message
     norm = OnnxClassifier(tiny_model.onnx).metadata.normalization
     assert f"training {norm.minimum.min():g} to {norm.maximum.max():g}" in message
+
+
+@pytest.mark.parametrize("normalization", [MinMaxNormalization, StandardNormalization])
+def test_range_check_is_the_same_for_either_normalisation(normalization):
+    training = np.random.default_rng(2).uniform(1000, 3000, (6, 10, 10)).astype(np.float32)
+    norm = normalization.fit(training)
+    for values, far in ((training, 0), (training / 10000, 100), (training * 1.2, 0)):
+        monitor = RangeMonitor(norm, "m", "r.tif")
+        monitor.add(values, norm.apply(values), np.ones((10, 10), bool))
+        assert monitor.counts()[:2] == (100, far)
 
 
 def test_in_range_input_gives_no_warning_and_cli_prints_warnings(tiny_model, tmp_path):

@@ -17,8 +17,10 @@ from engine.config import (
 )
 from engine.data.classes import make_classes
 from engine.data.dense import IGNORE, DenseTiles, tile_coverage
+from engine.data.normalization import StandardNormalization
 from engine.data.scenes import Scene
 from engine.data.training_set import TrainingSet
+from engine.errors import InputDataError
 from engine.models import count_parameters
 from engine.models.layers import Attention
 from engine.models.maskedsst import MaskedSST, sincos_embedding
@@ -347,7 +349,7 @@ def test_pretraining_lowers_the_loss_and_transfers_the_backbone(tmp_path, encode
     assert not any(k.startswith(("head.", "head_norm.")) for k in loaded.state_dict)
     model = MaskedSST(MaskedSSTConfig(num_bands=12, num_classes=3, **TINY))
     head_before = model.head.weight.clone()
-    record = transfer_backbone(model, loaded)
+    record = transfer_backbone(model, loaded, pixels.normalization)
     assert torch.equal(model.embed.weight, pre.state_dict["embed.weight"])
     assert torch.equal(
         model.spectral[0].attn.qkv.weight, pre.state_dict["spectral.0.attn.qkv.weight"]
@@ -356,10 +358,13 @@ def test_pretraining_lowers_the_loss_and_transfers_the_backbone(tmp_path, encode
     assert record["steps"] == 32
     other = MaskedSST(MaskedSSTConfig(num_bands=12, num_classes=3, **{**TINY, "dim": 24}))
     with pytest.raises(Exception, match="dim 16 but the model being trained has 24"):
-        transfer_backbone(other, loaded)
+        transfer_backbone(other, loaded, pixels.normalization)
     plain = MaskedSST(MaskedSSTConfig(num_bands=12, num_classes=3, token_norm=False, **TINY))
     with pytest.raises(Exception, match="token_norm True but the model being trained has False"):
-        transfer_backbone(plain, loaded)
+        transfer_backbone(plain, loaded, pixels.normalization)
+    standard = StandardNormalization.fit(np.moveaxis(scene.cube, -1, 0))
+    with pytest.raises(InputDataError, match="pre-trained on pixels normalised by min-max"):
+        transfer_backbone(model, loaded, standard)
 
 
 class _CancelAfter:

@@ -12,6 +12,7 @@ from helpers import WAVELENGTHS, enmap_like_items, synthetic_cube, write_tile
 from osgeo import gdal
 
 from engine.data.labels import read_classes_csv
+from engine.data.normalization import STANDARD
 from engine.data.raster import band_info, open_raster
 from engine.data.training_set import (
     TileFiles,
@@ -66,6 +67,20 @@ def test_two_tiles_share_one_normalisation_and_cut_patches_per_tile(two_tiles):
     expected = np.pad(norm, ((0, 0), (2, 2), (2, 2)), mode="symmetric")[:, r : r + 5, c : c + 5]
     np.testing.assert_allclose(data.train.patches(np.array([i]))[0], expected, atol=1e-5)
     assert data.train.targets(np.array([i]))[0] == data.train.values[i] - 1
+
+
+def test_standardisation_over_tiles_equals_numpy_on_their_pixels(two_tiles):
+    files, cube = two_tiles
+    data = load_training_set(files, patch_size=5, normalization_method=STANDARD)
+    pixels = cube.reshape(cube.shape[0], -1).astype(np.float64)  # every pixel is valid
+    np.testing.assert_allclose(data.normalization.mean, pixels.mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(data.normalization.std, pixels.std(axis=1), rtol=1e-5)
+    i = int(np.flatnonzero(data.train.tile == 0)[0])
+    r, c = int(data.train.rows[i]), int(data.train.cols[i])
+    expected = (pixels.reshape(cube.shape)[:, r, c] - pixels.mean(axis=1)) / pixels.std(axis=1)
+    np.testing.assert_allclose(data.train.patches(np.array([i]))[0][:, 2, 2], expected, atol=1e-5)
+    with pytest.raises(ValueError, match="normalisation method"):
+        load_training_set(files, patch_size=5, normalization_method="zscore")
 
 
 def test_tile_csv_resolves_relative_paths_and_empty_cells(two_tiles, tmp_path):
