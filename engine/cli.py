@@ -464,7 +464,13 @@ def _train(args: argparse.Namespace) -> int:
         share = args.validation_share or 0.0
         if args.early_stopping and not share:
             raise InputDataError("early stopping needs validation pixels: give --validation-share")
-        data = TrainingSet.from_scene(scene, patch_size, validation_share=share, seed=args.seed)
+        data = TrainingSet.from_scene(
+            scene,
+            patch_size,
+            validation_share=share,
+            seed=args.seed,
+            normalization_method=spec.normalization,
+        )
     else:
         has_validation = any(t.validation_labels for t in tiles)
         share = args.validation_share
@@ -481,6 +487,7 @@ def _train(args: argparse.Namespace) -> int:
             validation_share=share,
             seed=args.seed,
             name=name,
+            normalization_method=spec.normalization,
         )
     _say(data.notes, "note: ")
     _say(data.warnings, "warning: ")

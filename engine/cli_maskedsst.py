@@ -61,17 +61,21 @@ def pretrain(
     its progress in ``feedback`` (a progress bar, JSON lines or nothing)."""
     from .config import MaskedPretrainingRecipe, MaskedSSTConfig, spectral_positions
     from .data.dense import context_patch_size
+    from .models.registry import model_spec
     from .pretraining.data import raster_pixels, scene_unlabelled_pixels
     from .pretraining.maskedsst import pretrain_maskedsst
 
     _refuse(args, _FACTOFORMER_PRETRAIN_ONLY, "--model factoformer")
     patch = context_patch_size(MaskedSSTConfig.tile_size)
+    method = model_spec("maskedsst").normalization
     if args.raster is not None:
-        pixels, wavelengths = raster_pixels(args.raster, patch), _raster_wavelengths(args.raster)
+        pixels = raster_pixels(args.raster, patch, method)
+        wavelengths = _raster_wavelengths(args.raster)
     else:
         args.train_labels = args.test_labels = None
         scene = load_scene(args)
-        pixels, wavelengths = scene_unlabelled_pixels(scene, patch), scene.wavelengths_nm
+        pixels = scene_unlabelled_pixels(scene, patch, method)
+        wavelengths = scene.wavelengths_nm
     overrides = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,

@@ -23,6 +23,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..data.normalization import MINMAX
+
 Family = Literal["torch", "sklearn", "dense"]
 
 
@@ -42,6 +44,9 @@ class ModelSpec:
             symmetric padding (``tile - 1`` pixels) lets tiles reach past the border.
         default_recipe: the named recipe it trains with (torch types other than
             FactoFormer, whose recipe depends on the scene).
+        normalization: the input statistics it trains and pre-trains with
+            (:data:`engine.data.normalization.MINMAX` or ``STANDARD``); a trained model
+            carries its own in its metadata.
     """
 
     name: str
@@ -51,6 +56,7 @@ class ModelSpec:
     network: str | None
     patch_size: int
     default_recipe: str | None = None
+    normalization: str = MINMAX
 
     def config(self, num_bands: int, num_classes: int, **options: Any) -> Any:
         """The type's default config for ``num_bands`` bands and ``num_classes`` classes."""

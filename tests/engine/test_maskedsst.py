@@ -24,6 +24,7 @@ from engine.errors import InputDataError
 from engine.models import count_parameters
 from engine.models.layers import Attention
 from engine.models.maskedsst import MaskedSST, sincos_embedding
+from engine.models.registry import model_spec
 from engine.pretraining.data import scene_unlabelled_pixels
 from engine.pretraining.maskedsst import (
     MaskedTileReconstruction,
@@ -34,6 +35,7 @@ from engine.pretraining.maskedsst import (
     transfer_backbone,
     tube_masks,
 )
+from engine.training.checkpoint import load_checkpoint
 from engine.training.dense import TorchDenseModel, evaluate_dense, split_tiles, train_dense
 
 TINY = {"dim": 16, "spatial_depth": 1, "spectral_depth": 1, "heads": 2, "head_dim": 8}
@@ -627,6 +629,10 @@ def test_command_line_pretrain_train_evaluate_export(synthetic_scene_files, tmp_
     record = json.loads((run / "config.json").read_text())
     assert record["model_type"] == "MaskedSST"
     assert record["training"]["pretraining"]["transferred"].startswith("embedding")
+    # pretraining and training both use the input normalisation the registry gives MaskedSST
+    method = model_spec("maskedsst").normalization
+    assert record["training"]["pretraining"]["normalization_method"] == method
+    assert load_checkpoint(run / "checkpoint.pt").normalization.method == method
     assert (
         main(["evaluate", str(run), "--raster", files["raster"], "--test-labels", files["test"]])
         == 0
