@@ -2,7 +2,6 @@
 # The study runs still open, in the order they are needed, as two queues of one-core jobs
 # (run one queue per core, side by side). Every run skips results that exist and resumes
 # interrupted work, so a queue can be stopped and started again in a later checkout.
-#   scripts/open_studies.sh factoformer   # issue 8: band and both rows, seeds 3-4, then 2
 #   scripts/open_studies.sh maskedsst     # issue 9: MaskedSST pretraining choice, seeds 0-2
 #   scripts/open_studies.sh maskedsst-scratch  # issue 9: the scratch test rows, equal weights
 #   scripts/open_studies.sh maskedsst-standard # issue 9: standardised input against min-max
@@ -10,23 +9,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 queue=${1:-}
-if [[ ! "$queue" =~ ^(factoformer|maskedsst|maskedsst-scratch|maskedsst-standard)$ ]]; then
-    echo "usage: scripts/open_studies.sh factoformer|maskedsst|maskedsst-scratch|maskedsst-standard" >&2
+if [[ ! "$queue" =~ ^(maskedsst|maskedsst-scratch|maskedsst-standard)$ ]]; then
+    echo "usage: scripts/open_studies.sh maskedsst|maskedsst-scratch|maskedsst-standard" >&2
     exit 2
 fi
 mkdir -p runs/logs
-study=(.venv/bin/python scripts/pretrain_study.py --threads 1 --quiet --recipe paper-visible)
 scratch=(.venv/bin/python scripts/maskedsst_study.py --threads 1 --quiet --configs scratch)
 masked=(.venv/bin/python scripts/maskedsst_study.py --threads 1 --scenes indian_pines)
 masked+=(--validation 0.3)
 case "$queue" in
-factoformer)
-    for seed in 3 4; do
-        "${study[@]}" --seed "$seed" --configs band both
-        "${study[@]}" --seed "$seed" --configs both --augment dihedral
-    done
-    "${study[@]}" --seed 2 --configs both --augment dihedral # seed 2's band branch again
-    ;;
 maskedsst)
     # the pretraining decision rule of docs/RESULTS.md, with equal pixel weights (scratch
     # rows of seeds 0-2 exist): the default pretraining, then the visible-pixel encoder
