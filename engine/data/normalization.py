@@ -41,10 +41,7 @@ class MinMaxNormalization:
     @classmethod
     def fit(cls, cube: np.ndarray, valid: np.ndarray | None = None) -> MinMaxNormalization:
         """Statistics of a (bands, rows, cols) cube over its valid pixels."""
-        pixels = cube.reshape(cube.shape[0], -1).T
-        if valid is not None:
-            pixels = pixels[valid.reshape(-1)]
-        pixels = pixels.astype(np.float64)
+        pixels = _valid_pixels(cube, valid)
         minimum = pixels.min(axis=0)
         maximum = pixels.max(axis=0)
         span = np.where(maximum > minimum, maximum - minimum, 1.0)
@@ -67,8 +64,7 @@ class MinMaxNormalization:
 
     def apply(self, values: np.ndarray, band_axis: int = 0) -> np.ndarray:
         """Normalise an array whose ``band_axis`` holds the bands; returns float32."""
-        shape = [1] * values.ndim
-        shape[band_axis] = self.num_bands
+        shape = _band_shape(values.ndim, band_axis, self.num_bands)
         minimum = self.minimum.reshape(shape)
         span = np.where(self.maximum > self.minimum, self.maximum - self.minimum, np.float32(1))
         return (values.astype(np.float32) - minimum) / span.astype(np.float32).reshape(shape)
@@ -133,10 +129,7 @@ class StandardNormalization:
     @classmethod
     def fit(cls, cube: np.ndarray, valid: np.ndarray | None = None) -> StandardNormalization:
         """Statistics of a (bands, rows, cols) cube over its valid pixels."""
-        pixels = cube.reshape(cube.shape[0], -1).T
-        if valid is not None:
-            pixels = pixels[valid.reshape(-1)]
-        pixels = pixels.astype(np.float64)
+        pixels = _valid_pixels(cube, valid)
         return cls.from_moments(
             pixels.min(axis=0), pixels.max(axis=0), pixels.mean(axis=0), pixels.std(axis=0)
         )
@@ -171,8 +164,7 @@ class StandardNormalization:
 
     def apply(self, values: np.ndarray, band_axis: int = 0) -> np.ndarray:
         """Normalise an array whose ``band_axis`` holds the bands; returns float32."""
-        shape = [1] * values.ndim
-        shape[band_axis] = self.num_bands
+        shape = _band_shape(values.ndim, band_axis, self.num_bands)
         return (values.astype(np.float32) - self.mean.reshape(shape)) / self.std.reshape(shape)
 
     def to_dict(self) -> dict[str, Any]:
@@ -215,12 +207,17 @@ Normalization = MinMaxNormalization | StandardNormalization
 _CLASSES = {MINMAX: MinMaxNormalization, STANDARD: StandardNormalization}
 
 
+def check_method(method: str) -> None:
+    """Refuse a normalisation method other than :data:`METHODS`."""
+    if method not in METHODS:
+        raise ValueError(f"normalisation method must be one of {METHODS}, not {method!r}")
+
+
 def fit_normalization(
     method: str, cube: np.ndarray, valid: np.ndarray | None = None
 ) -> Normalization:
     """``method``'s statistics of a (bands, rows, cols) cube over its valid pixels."""
-    if method not in _CLASSES:
-        raise ValueError(f"normalisation method must be one of {METHODS}, not {method!r}")
+    check_method(method)
     return _CLASSES[method].fit(cube, valid)
 
 
@@ -230,3 +227,18 @@ def normalization_from_dict(values: dict[str, Any]) -> Normalization:
     if method not in _CLASSES:
         raise ValueError(f"unsupported normalisation method {method!r}")
     return _CLASSES[method].from_dict(values)
+
+
+def _valid_pixels(cube: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """(pixels, bands) float64 values of a (bands, rows, cols) cube where ``valid``."""
+    pixels = cube.reshape(cube.shape[0], -1).T
+    if valid is not None:
+        pixels = pixels[valid.reshape(-1)]
+    return pixels.astype(np.float64)
+
+
+def _band_shape(ndim: int, band_axis: int, bands: int) -> list[int]:
+    """The shape that broadcasts a (bands,) vector along ``band_axis`` of ``ndim`` axes."""
+    shape = [1] * ndim
+    shape[band_axis] = bands
+    return shape

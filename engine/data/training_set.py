@@ -28,6 +28,7 @@ from .normalization import (
     MinMaxNormalization,
     Normalization,
     StandardNormalization,
+    check_method,
     fit_normalization,
 )
 from .patches import PatchExtractor
@@ -595,8 +596,7 @@ def _drop_nodata_labels(tiles: Sequence[_Tile], notes: list[str]) -> None:
 
 def _fit(tiles: Sequence[_Tile], method: str) -> Normalization:
     """``method``'s statistics over the valid pixels of all ``tiles`` (float64 sums)."""
-    if method not in (MINMAX, STANDARD):
-        raise ValueError(f"normalisation method must be {MINMAX!r} or {STANDARD!r}, not {method!r}")
+    check_method(method)
     bands = tiles[0].values.shape[0] if tiles else 0
     low = np.full(bands, np.inf)
     high = np.full(bands, -np.inf)
