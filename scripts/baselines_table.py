@@ -135,9 +135,11 @@ def model_key(record: dict) -> str:
 
 def maskedsst_architecture(record: dict) -> list[str]:
     """How a MaskedSST result's architecture and input differ from the engine's defaults
-    (the paper's token norm, min-max input)."""
-    names = [] if record.get("model", {}).get("token_norm", True) else ["no token norm"]
-    return names + (["standardised input"] if record.get("normalization") == "standard" else [])
+    (the paper's token norm, min-max input, learned positions)."""
+    model = record.get("model", {})
+    names = [] if model.get("token_norm", True) else ["no token norm"]
+    names += ["standardised input"] if record.get("normalization") == "standard" else []
+    return names + (["sin-cos positions"] if model.get("pos_embedding") == "sincos" else [])
 
 
 def maskedsst_fine_tuning(record: dict) -> list[str]:

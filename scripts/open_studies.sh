@@ -5,12 +5,13 @@
 #   scripts/open_studies.sh maskedsst     # issue 9: MaskedSST pretraining choice, seeds 0-2
 #   scripts/open_studies.sh maskedsst-scratch  # issue 9: the scratch test rows, equal weights
 #   scripts/open_studies.sh maskedsst-standard # issue 9: standardised input against min-max
+#   scripts/open_studies.sh maskedsst-enmap    # issue 9: wavelength positions on EnMAP
 # Logs: runs/logs/<queue>.log. After each result: scripts/refresh_results.py, commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 queue=${1:-}
-if [[ ! "$queue" =~ ^(maskedsst|maskedsst-scratch|maskedsst-standard)$ ]]; then
-    echo "usage: scripts/open_studies.sh maskedsst|maskedsst-scratch|maskedsst-standard" >&2
+if [[ ! "$queue" =~ ^(maskedsst|maskedsst-scratch|maskedsst-standard|maskedsst-enmap)$ ]]; then
+    echo "usage: scripts/open_studies.sh maskedsst|maskedsst-scratch|maskedsst-standard|maskedsst-enmap" >&2
     exit 2
 fi
 mkdir -p runs/logs
@@ -48,5 +49,12 @@ maskedsst-standard)
         "${scratch[@]}" --scenes enmap --seed "$seed" --normalization standard
     done
     "${scratch[@]}" --scenes enmap --seed 2
+    ;;
+maskedsst-enmap)
+    # the position-embedding rule of docs/RESULTS.md: from scratch on the EnMAP tiles,
+    # spectral sin-cos positions from the band wavelengths against the learned table
+    for seed in 0 1 2; do
+        "${scratch[@]}" --scenes enmap --seed "$seed" --pos-embedding sincos
+    done
     ;;
 esac >>"runs/logs/$queue.log" 2>&1

@@ -111,19 +111,20 @@ def ablation_table(paths: list[Path]) -> None:
 def maskedsst_choices_table(paths: list[Path]) -> None:
     """Validation results of ``maskedsst_study.py``: ``--validation`` runs (Indian Pines)
     and the EnMAP runs' validation tiles, one row per scene, fine-tuning pixel weighting,
-    token norm, input normalisation, configuration, pretraining and seed, scratch first."""
+    token norm, input normalisation, positions, configuration, pretraining and seed, scratch
+    first."""
     rows = [validation_view(r) for r in study_results(paths)]
     rows = [r for r in rows if r is not None]
     print(
-        "| scene | pixel weights | token norm | input | fine-tuned from | encoder | masks "
-        "| pretraining steps | final pretraining loss | fine-tuning steps | seed "
+        "| scene | pixel weights | token norm | input | positions | fine-tuned from | encoder "
+        "| masks | pretraining steps | final pretraining loss | fine-tuning steps | seed "
         "| validation OA % | AA % | kappa % | pretraining, wall (min) |"
     )
-    print("|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in sorted(rows, key=maskedsst_choice_order):
         cells = " | ".join(f"{v:.2f}" for v in percentages(r))
         tuned = r["steps"]["fine_tune"]
-        model = f"| {r['scene']} | {pixel_weighting(r)} | {token_norm(r)} | {input_norm(r)}"
+        model = "| " + " | ".join(model_key(r))
         pre = r["pretraining"]
         if pre is None:
             print(f"{model} | scratch | - | - | - | - | {tuned} | {r['seed']} | {cells} | - |")
@@ -151,8 +152,8 @@ def validation_view(r: dict) -> dict | None:
 
 def maskedsst_choices_summary(rows: list[dict]) -> None:
     """One row per MaskedSST choice: validation mean ± std over seeds, and the mean paired
-    gain in OA over scratch with the same scene, weighting, token norm and input (seeds
-    that have both)."""
+    gain in OA over scratch with the same scene, weighting, token norm, input and positions
+    (seeds that have both)."""
     groups: dict[tuple, list[dict]] = {}
     for r in sorted(rows, key=maskedsst_choice_order):
         groups.setdefault(maskedsst_choice_order(r)[:-1], []).append(r)
@@ -161,12 +162,12 @@ def maskedsst_choices_summary(rows: list[dict]) -> None:
         for r in rows
         if r["pretraining"] is None
     }
-    print("| scene | pixel weights | token norm | input | fine-tuned from | encoder | masks "
-          "| pretraining steps | fine-tuning steps | seeds | validation OA % | AA % | kappa % "
-          "| OA gain over scratch (same seeds) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---:|---:|---|---:|---:|---:|---:|")
+    print("| scene | pixel weights | token norm | input | positions | fine-tuned from | encoder "
+          "| masks | pretraining steps | fine-tuning steps | seeds | validation OA % | AA % "
+          "| kappa % | OA gain over scratch (same seeds) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---:|---:|---|---:|---:|---:|---:|")
     for key, group in groups.items():
-        scene, _, weights, _, norm, _, inputs, pretrained, encoder, masks, steps, tuned = key
+        pretrained, encoder, masks, steps, tuned = key[-5:]
         values = np.array([percentages(r) for r in group])
         std = values.std(axis=0, ddof=1) if len(group) > 1 else np.zeros(3)
         cells = " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(values.mean(0), std, strict=True))
@@ -178,7 +179,7 @@ def maskedsst_choices_summary(rows: list[dict]) -> None:
         choice = "scratch | - | - | -"
         if pretrained:
             choice = f"pre-trained | {encoder} | {masks} | {steps}"
-        model = f"| {scene} | {weights} | {norm} | {inputs}"
+        model = "| " + " | ".join(model_key(group[0]))
         print(f"{model} | {choice} | {tuned} | {seeds} | {cells} | {gain} |")
 
 
@@ -197,18 +198,23 @@ def input_norm(r: dict) -> str:
     return {"minmax": "min-max"}.get(r.get("normalization", "minmax"), r.get("normalization"))
 
 
-def model_key(r: dict) -> tuple[str, str, str, str]:
+def positions(r: dict) -> str:
+    """The positional embedding: ``learned`` (older results) or ``sincos``."""
+    return r.get("model", {}).get("pos_embedding", "learned")
+
+
+def model_key(r: dict) -> tuple[str, str, str, str, str]:
     """What a pre-trained result is paired with scratch on: scene, weighting, token norm,
-    input normalisation."""
-    return r["scene"], pixel_weighting(r), token_norm(r), input_norm(r)
+    input normalisation, positions."""
+    return r["scene"], pixel_weighting(r), token_norm(r), input_norm(r), positions(r)
 
 
 def maskedsst_choice_order(r: dict) -> tuple:
     pre = r["pretraining"] or {"recipe": {"encoder": "", "masking": ""}, "steps": 0}
-    recipe, (scene, weights, norm, inputs) = pre["recipe"], model_key(r)
+    recipe, (scene, weights, norm, inputs, places) = pre["recipe"], model_key(r)
     encoder = recipe.get("encoder", "mask-token")  # results before the visible encoder
     choice = (scene, weights != "tiles", weights, norm != "paper", norm, inputs != "min-max")
-    choice = (*choice, inputs, pre["steps"] > 0, encoder)
+    choice = (*choice, inputs, places != "learned", places, pre["steps"] > 0, encoder)
     return (*choice, recipe["masking"], pre["steps"], r["steps"]["fine_tune"], r["seed"])
 
 

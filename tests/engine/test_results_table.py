@@ -44,7 +44,7 @@ def test_maskedsst_choice_summary_pairs_the_gain_over_scratch_by_seed(tmp_path):
     summary = _choice_summary(tmp_path, records)
     # scratch: mean of 70 and 74, sample std 2.83
     scratch = " | ".join(["72.00 ± 2.83"] * 3)
-    model = "| indian_pines | tiles | paper | min-max"
+    model = "| indian_pines | tiles | paper | min-max | learned"
     assert summary[2] == f"{model} | scratch | - | - | - | 500 | 0,1 | {scratch} | - |"
     # pre-trained: mean of 72, 78, 90 = 80, sample std sqrt(168 / 2) = 9.17; the gain
     # is over the two seeds scratch has: (2 + 4) / 2
@@ -55,37 +55,52 @@ def test_maskedsst_choice_summary_pairs_the_gain_over_scratch_by_seed(tmp_path):
 
 def test_maskedsst_choices_read_the_enmap_validation_tiles_and_pair_by_model(tmp_path):
     """EnMAP runs are evaluated on the test tiles; their validation tiles are the choice's
-    figure, and a pre-trained run is paired only with scratch of its own token norm and
-    input normalisation."""
+    figure, and a pre-trained run is paired only with scratch of its own token norm,
+    input normalisation and positions."""
 
-    def enmap(seed: int, validation: float, norm: bool, pretrained: bool, inputs: str) -> dict:
+    def enmap(
+        seed: int, validation: float, norm: bool, pretrained: bool, inputs: str, places=None
+    ) -> dict:
         record = _record(seed, 0.10, 600 if pretrained else None)  # 0.10: the test tiles
         metrics = {k: validation for k in ("overall_accuracy", "average_accuracy", "kappa")}
         return record | {
             "evaluated_on": "test",
             "scene": "enmap",
             "validation": metrics,
-            "model": {"token_norm": norm},
+            "model": {"token_norm": norm} | ({"pos_embedding": places} if places else {}),
             "normalization": inputs,
         }
 
     records = [enmap(0, 0.60, True, False, "minmax"), enmap(0, 0.70, False, False, "minmax")]
     records += [enmap(0, 0.75, False, True, "minmax"), enmap(1, 0.50, True, False, "minmax")]
     records += [enmap(0, 0.66, False, False, "standard"), enmap(0, 0.76, False, True, "standard")]
+    records += [enmap(0, 0.62, True, False, "minmax", "sincos")]
+    records += [enmap(0, 0.72, True, True, "minmax", "sincos")]
     summary = _choice_summary(tmp_path, records)[2:]
     paper = " | ".join(["55.00 ± 7.07"] * 3)  # seeds 0 and 1: 60 and 50
     scratch = "scratch | - | - | - | 500"
-    assert summary[0] == f"| enmap | tiles | paper | min-max | {scratch} | 0,1 | {paper} | - |"
+    learned = "| enmap | tiles | paper | min-max | learned"
+    assert summary[0] == f"{learned} | {scratch} | 0,1 | {paper} | - |"
+    # sin-cos positions: a row of their own, paired with their own scratch run (62)
+    sincos = "| enmap | tiles | paper | min-max | sincos"
+    assert summary[1].startswith(f"{sincos} | scratch | - | - | - | 500 | 0 | 62.00")
+    assert summary[2].startswith(f"{sincos} | pre-trained | visible | tube | 600 |")
+    assert summary[2].endswith("| 72.00 ± 0.00 | +10.00 (n = 1) |")
     none = "| enmap | tiles | none"
-    assert summary[1].startswith(f"{none} | min-max | scratch | - | - | - | 500 | 0 | 70.00")
+    assert summary[3].startswith(
+        f"{none} | min-max | learned | scratch | - | - | - | 500 | 0 | 70.00"
+    )
     # paired with the scratch run without the norm (70), not the paper's (60)
-    assert summary[2].startswith(f"{none} | min-max | pre-trained | visible | tube | 600 |")
-    assert summary[2].endswith("| 75.00 ± 0.00 | +5.00 (n = 1) |")
+    pre = "pre-trained | visible | tube | 600 |"
+    assert summary[4].startswith(f"{none} | min-max | learned | {pre}")
+    assert summary[4].endswith("| 75.00 ± 0.00 | +5.00 (n = 1) |")
     # standardised input: paired with its own scratch run (66), not min-max's (70)
-    assert summary[3].startswith(f"{none} | standard | scratch | - | - | - | 500 | 0 | 66.00")
-    assert summary[4].startswith(f"{none} | standard | pre-trained | visible | tube | 600 |")
-    assert summary[4].endswith("| 76.00 ± 0.00 | +10.00 (n = 1) |")
-    assert len(summary) == 5
+    assert summary[5].startswith(
+        f"{none} | standard | learned | scratch | - | - | - | 500 | 0 | 66"
+    )
+    assert summary[6].startswith(f"{none} | standard | learned | {pre}")
+    assert summary[6].endswith("| 76.00 ± 0.00 | +10.00 (n = 1) |")
+    assert len(summary) == 7
 
 
 def _maskedsst_record(seed: int, oa: float, weighting: str | None, steps: int = 500) -> dict:
@@ -113,6 +128,7 @@ def test_maskedsst_rows_name_the_tile_weighted_loss_and_other_step_budgets(tmp_p
         "long.json": _maskedsst_record(0, 0.50, "equal", steps=1500),
         "plain.json": _maskedsst_record(2, 0.90, "equal") | {"model": {"token_norm": False}},
         "standard.json": _maskedsst_record(1, 0.85, "equal") | {"normalization": "standard"},
+        "sincos.json": _maskedsst_record(2, 0.75, "equal") | {"model": {"pos_embedding": "sincos"}},
     }
     (tmp_path / "results").mkdir()
     for file, record in records.items():
@@ -133,3 +149,4 @@ def test_maskedsst_rows_name_the_tile_weighted_loss_and_other_step_budgets(tmp_p
     assert "| 0 | 50.00 ± 0.00 |" in rows["| MaskedSST (scratch), 1,500 fine-tuning steps"]
     assert "| 2 | 90.00 ± 0.00 |" in rows["| MaskedSST (scratch), no token norm"]
     assert "| 1 | 85.00 ± 0.00 |" in rows["| MaskedSST (scratch), standardised input"]
+    assert "| 2 | 75.00 ± 0.00 |" in rows["| MaskedSST (scratch), sin-cos positions"]
