@@ -54,7 +54,7 @@ def main() -> None:
         ]
     )
     whole = whole.get("indian_pines", {})
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(10, 4.8), dpi=120)
     for key, budgets in subsets.items():
         points = [(b, rows) for b, rows in budgets.items()]
         if whole.get(key):
@@ -77,7 +77,7 @@ def main() -> None:
     ax.set_ylabel("test OA % (9,671 pixels)")
     ax.set_title("Indian Pines fixed split: accuracy against labels (mean ± std)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.tight_layout()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.output)
