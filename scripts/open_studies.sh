@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The study runs still open, in the order they are needed, as two queues of one-core jobs
-# (run one queue per core, side by side). Every run skips results that exist and resumes
-# interrupted work, so a queue can be stopped and started again in a later checkout.
+# The study runs of the open issues, as queues of one-core jobs (run one queue per core,
+# side by side). Every run skips results that exist and resumes interrupted work, so a
+# queue can be stopped and started again in a later checkout; a finished queue (scratch,
+# standard) finds every result and does nothing, and reruns them from an empty results/.
 #   scripts/open_studies.sh maskedsst     # issue 9: MaskedSST pretraining choice, seeds 0-2
 #   scripts/open_studies.sh maskedsst-scratch  # issue 9: the scratch test rows, equal weights
 #   scripts/open_studies.sh maskedsst-standard # issue 9: standardised input against min-max
