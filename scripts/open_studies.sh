@@ -3,17 +3,29 @@
 # side by side). Every run skips results that exist and resumes interrupted work, so a
 # queue can be stopped and started again in a later checkout; a finished queue (scratch,
 # standard) finds every result and does nothing, and reruns them from an empty results/.
-#   scripts/open_studies.sh maskedsst     # issue 9: MaskedSST pretraining choice, seeds 0-2
+#   scripts/open_studies.sh maskedsst [SEED...]  # issue 9: MaskedSST pretraining choice
 #   scripts/open_studies.sh maskedsst-scratch  # issue 9: the scratch test rows, equal weights
 #   scripts/open_studies.sh maskedsst-standard # issue 9: standardised input against min-max
 #   scripts/open_studies.sh maskedsst-enmap    # issue 9: wavelength positions on EnMAP
-# Logs: runs/logs/<queue>.log. After each result: scripts/refresh_results.py, commit.
+# SEED...: only these seeds (default 0 1 2), so that two cores can share one queue's seeds.
+# Logs: runs/logs/<queue>[-seeds-<SEED...>].log. After each result:
+# scripts/refresh_results.py, commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 queue=${1:-}
 if [[ ! "$queue" =~ ^(maskedsst|maskedsst-scratch|maskedsst-standard|maskedsst-enmap)$ ]]; then
-    echo "usage: scripts/open_studies.sh maskedsst|maskedsst-scratch|maskedsst-standard|maskedsst-enmap" >&2
+    echo "usage: scripts/open_studies.sh maskedsst|maskedsst-scratch|maskedsst-standard|maskedsst-enmap [SEED...]" >&2
     exit 2
+fi
+seeds=("${@:2}")
+log="runs/logs/$queue.log"
+if ((${#seeds[@]})); then
+    log="runs/logs/$queue-seeds-$(
+        IFS=-
+        echo "${seeds[*]}"
+    ).log"
+else
+    seeds=(0 1 2)
 fi
 mkdir -p runs/logs
 scratch=(.venv/bin/python scripts/maskedsst_study.py --threads 1 --quiet --configs scratch)
@@ -23,10 +35,10 @@ case "$queue" in
 maskedsst)
     # the pretraining decision rule of docs/RESULTS.md, with equal pixel weights (scratch
     # rows of seeds 0-2 exist): the default pretraining, then the visible-pixel encoder
-    for seed in 0 1 2; do
+    for seed in "${seeds[@]}"; do
         "${masked[@]}" --seed "$seed" --pretraining-seed "$seed" --configs pretrained
     done
-    for seed in 0 1 2; do
+    for seed in "${seeds[@]}"; do
         "${masked[@]}" --seed "$seed" --pretraining-seed "$seed" --configs pretrained \
             --encoder visible --pretrain-steps 4800
     done
@@ -34,7 +46,7 @@ maskedsst)
 maskedsst-scratch)
     # the test rows from scratch with the default equal pixel weights (they do not wait for
     # the pretraining choice): full split, the stored 5/10/20 subsets, the EnMAP tiles
-    for seed in 0 1 2; do
+    for seed in "${seeds[@]}"; do
         "${scratch[@]}" --scenes indian_pines --seed "$seed"
         for n in 5 10 20; do
             "${scratch[@]}" --scenes indian_pines --seed "$seed" --subset "$n"
@@ -45,7 +57,7 @@ maskedsst-scratch)
 maskedsst-standard)
     # the input normalisation rule of docs/RESULTS.md: from scratch, Indian Pines'
     # validation pixels and the EnMAP validation tiles, seeds 0-2 (min-max EnMAP seed 2 too)
-    for seed in 0 1 2; do
+    for seed in "${seeds[@]}"; do
         "${masked[@]}" --quiet --seed "$seed" --configs scratch --normalization standard
         "${scratch[@]}" --scenes enmap --seed "$seed" --normalization standard
     done
@@ -54,8 +66,8 @@ maskedsst-standard)
 maskedsst-enmap)
     # the position-embedding rule of docs/RESULTS.md: from scratch on the EnMAP tiles,
     # spectral sin-cos positions from the band wavelengths against the learned table
-    for seed in 0 1 2; do
+    for seed in "${seeds[@]}"; do
         "${scratch[@]}" --scenes enmap --seed "$seed" --pos-embedding sincos
     done
     ;;
-esac >>"runs/logs/$queue.log" 2>&1
+esac >>"$log" 2>&1
