@@ -209,12 +209,17 @@ def model_key(r: dict) -> tuple[str, str, str, str, str]:
     return r["scene"], pixel_weighting(r), token_norm(r), input_norm(r), positions(r)
 
 
+# model_key's options after the scene, as results without them mean: each sorts first
+MODEL_DEFAULTS = ("tiles", "paper", "min-max", "learned")
+
+
 def maskedsst_choice_order(r: dict) -> tuple:
     pre = r["pretraining"] or {"recipe": {"encoder": "", "masking": ""}, "steps": 0}
-    recipe, (scene, weights, norm, inputs, places) = pre["recipe"], model_key(r)
+    recipe, (scene, *options) = pre["recipe"], model_key(r)
     encoder = recipe.get("encoder", "mask-token")  # results before the visible encoder
-    choice = (scene, weights != "tiles", weights, norm != "paper", norm, inputs != "min-max")
-    choice = (*choice, inputs, places != "learned", places, pre["steps"] > 0, encoder)
+    pairs = zip(options, MODEL_DEFAULTS, strict=True)
+    model = tuple(x for option, default in pairs for x in (option != default, option))
+    choice = (scene, *model, pre["steps"] > 0, encoder)
     return (*choice, recipe["masking"], pre["steps"], r["steps"]["fine_tune"], r["seed"])
 
 
