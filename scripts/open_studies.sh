@@ -18,6 +18,12 @@ if [[ ! "$queue" =~ ^(maskedsst|maskedsst-scratch|maskedsst-standard|maskedsst-e
     exit 2
 fi
 seeds=("${@:2}")
+for seed in "${seeds[@]}"; do
+    if [[ ! "$seed" =~ ^[0-9]+$ ]]; then
+        echo "error: a seed is a whole number, not '$seed'" >&2
+        exit 2
+    fi
+done
 log="runs/logs/$queue.log"
 if ((${#seeds[@]})); then
     log="runs/logs/$queue-seeds-$(
@@ -56,12 +62,12 @@ maskedsst-scratch)
     ;;
 maskedsst-standard)
     # the input normalisation rule of docs/RESULTS.md: from scratch, Indian Pines'
-    # validation pixels and the EnMAP validation tiles, seeds 0-2 (min-max EnMAP seed 2 too)
+    # validation pixels and the EnMAP validation tiles against min-max, seeds 0-2
     for seed in "${seeds[@]}"; do
         "${masked[@]}" --quiet --seed "$seed" --configs scratch --normalization standard
         "${scratch[@]}" --scenes enmap --seed "$seed" --normalization standard
+        "${scratch[@]}" --scenes enmap --seed "$seed"
     done
-    "${scratch[@]}" --scenes enmap --seed 2
     ;;
 maskedsst-enmap)
     # the position-embedding rule of docs/RESULTS.md: from scratch on the EnMAP tiles,
