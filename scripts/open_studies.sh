@@ -7,14 +7,18 @@
 #   scripts/open_studies.sh maskedsst-scratch  # issue 9: the scratch test rows, equal weights
 #   scripts/open_studies.sh maskedsst-standard # issue 9: standardised input against min-max
 #   scripts/open_studies.sh maskedsst-enmap    # issue 9: wavelength positions on EnMAP
+#   scripts/open_studies.sh maskedsst-visible  # issue 9: test rows, visible-pixel pretraining
+#   scripts/open_studies.sh maskedsst-enmap-visible # issue 9: the same on EnMAP, sin-cos
 # SEED...: only these seeds (default 0 1 2), so that two cores can share one queue's seeds.
 # Logs: runs/logs/<queue>[-seeds-<SEED...>].log. After each result:
 # scripts/refresh_results.py, commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 queue=${1:-}
-if [[ ! "$queue" =~ ^(maskedsst|maskedsst-scratch|maskedsst-standard|maskedsst-enmap)$ ]]; then
-    echo "usage: scripts/open_studies.sh maskedsst|maskedsst-scratch|maskedsst-standard|maskedsst-enmap [SEED...]" >&2
+queues=(maskedsst maskedsst-scratch maskedsst-standard maskedsst-enmap maskedsst-visible
+    maskedsst-enmap-visible)
+if [[ ! " ${queues[*]} " =~ " $queue " || -z "$queue" ]]; then
+    echo "usage: scripts/open_studies.sh $(IFS=\|; echo "${queues[*]}") [SEED...]" >&2
     exit 2
 fi
 seeds=("${@:2}")
@@ -37,6 +41,8 @@ mkdir -p runs/logs
 scratch=(.venv/bin/python scripts/maskedsst_study.py --threads 1 --quiet --configs scratch)
 masked=(.venv/bin/python scripts/maskedsst_study.py --threads 1 --scenes indian_pines)
 masked+=(--validation 0.3)
+visible=(.venv/bin/python scripts/maskedsst_study.py --threads 1 --quiet --configs pretrained)
+visible+=(--encoder visible --pretrain-steps 4800)
 case "$queue" in
 maskedsst)
     # the pretraining decision rule of docs/RESULTS.md, with equal pixel weights (scratch
@@ -74,6 +80,25 @@ maskedsst-enmap)
     # spectral sin-cos positions from the band wavelengths against the learned table
     for seed in "${seeds[@]}"; do
         "${scratch[@]}" --scenes enmap --seed "$seed" --pos-embedding sincos
+    done
+    ;;
+maskedsst-visible)
+    # the pre-trained test rows with the visible-pixel encoder (4,800 steps; the choice
+    # itself is the maskedsst queue's, on validation pixels): the stored 5/10/20 subsets
+    # from backbone 0 like the FactoFormer study, the full split from backbone SEED
+    for seed in "${seeds[@]}"; do
+        "${visible[@]}" --scenes indian_pines --seed "$seed" --pretraining-seed 0 --subset 5
+        "${visible[@]}" --scenes indian_pines --seed "$seed"
+        for n in 10 20; do
+            "${visible[@]}" --scenes indian_pines --seed "$seed" --pretraining-seed 0 --subset "$n"
+        done
+    done
+    ;;
+maskedsst-enmap-visible)
+    # the same pretraining on all 18 EnMAP tiles (backbone 0, sin-cos positions as chosen
+    # on the validation tiles), fine-tuned on the train tiles with each seed
+    for seed in "${seeds[@]}"; do
+        "${visible[@]}" --scenes enmap --seed "$seed" --pretraining-seed 0 --pos-embedding sincos
     done
     ;;
 esac >>"$log" 2>&1
