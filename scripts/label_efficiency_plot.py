@@ -69,7 +69,7 @@ def main() -> None:
             yerr=[s for _, s in stats],
             marker="o",
             capsize=3,
-            label=f"{name(key)} ({runs} runs per point)",
+            label=f"{name(key)} ({runs} {'run' if runs == '1' else 'runs'} per point)",
         )
     ax.set_xscale("log")
     ax.set_xticks([5, 10, 20, FULL_AT], ["5", "10", "20", "full\n(50; 15 for 3 classes)"])
