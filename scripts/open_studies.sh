@@ -17,7 +17,11 @@ cd "$(dirname "$0")/.."
 queue=${1:-}
 queues=(maskedsst maskedsst-scratch maskedsst-standard maskedsst-enmap maskedsst-visible
     maskedsst-enmap-visible)
-if [[ ! " ${queues[*]} " =~ " $queue " || -z "$queue" ]]; then
+known=
+for name in "${queues[@]}"; do
+    if [[ "$queue" == "$name" ]]; then known=1; fi
+done
+if [[ -z "$known" ]]; then
     echo "usage: scripts/open_studies.sh $(IFS=\|; echo "${queues[*]}") [SEED...]" >&2
     exit 2
 fi
@@ -41,8 +45,9 @@ mkdir -p runs/logs
 scratch=(.venv/bin/python scripts/maskedsst_study.py --threads 1 --quiet --configs scratch)
 masked=(.venv/bin/python scripts/maskedsst_study.py --threads 1 --scenes indian_pines)
 masked+=(--validation 0.3)
+chosen_pretraining=(--encoder visible --pretrain-steps 4800) # the maskedsst queue's choice
 visible=(.venv/bin/python scripts/maskedsst_study.py --threads 1 --quiet --configs pretrained)
-visible+=(--encoder visible --pretrain-steps 4800)
+visible+=("${chosen_pretraining[@]}")
 case "$queue" in
 maskedsst)
     # the pretraining decision rule of docs/RESULTS.md, with equal pixel weights (scratch
@@ -52,7 +57,7 @@ maskedsst)
     done
     for seed in "${seeds[@]}"; do
         "${masked[@]}" --seed "$seed" --pretraining-seed "$seed" --configs pretrained \
-            --encoder visible --pretrain-steps 4800
+            "${chosen_pretraining[@]}"
     done
     ;;
 maskedsst-scratch)
