@@ -97,13 +97,16 @@ def main() -> None:
     print(f"load average after: {os.getloadavg()}")
     print(
         "| precision | pretraining s/step, 16 tiles (wall / CPU) | the same, visible-pixel "
-        "encoder | fine-tuning s/step, 8 tiles (wall / CPU) | study per scene and seed, "
-        f"{pretrain_steps} + 2 x {DEFAULT_DENSE_STEPS} steps (wall / CPU) |"
+        "encoder | fine-tuning s/step, 8 tiles (wall / CPU) | default pretraining "
+        f"({pretrain_steps} steps, {default.encoder} encoder) + 2 x {DEFAULT_DENSE_STEPS} "
+        "fine-tuning steps (wall / CPU) |"
     )
     print("|---|---|---|---|---|")
     for name, pre, visible, fine in rows:
+        default_pre = visible if default.encoder == "visible" else pre
         wall, cpu = (
-            (pretrain_steps * pre[i] + 2 * DEFAULT_DENSE_STEPS * fine[i]) / 60 for i in (0, 1)
+            (pretrain_steps * default_pre[i] + 2 * DEFAULT_DENSE_STEPS * fine[i]) / 60
+            for i in (0, 1)
         )
         print(
             f"| {name} | {pre[0]:.2f} / {pre[1]:.2f} | {visible[0]:.2f} / {visible[1]:.2f} | "

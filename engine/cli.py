@@ -341,7 +341,12 @@ def _add_pretrain_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask-ratio", type=float)
     p.add_argument("--loss", choices=("all", "masked"), help="MSE over all or hidden tokens")
     p.add_argument("--masks", choices=("fixed", "redrawn"), help="per sample once, or every step")
-    p.add_argument("--encoder", choices=("mask-token", "visible"), help="which tokens to encode")
+    p.add_argument(
+        "--encoder",
+        choices=("mask-token", "visible"),
+        help="which tokens to encode (maskedsst default: visible; mask-token: the official "
+        "SimMIM encoder, with no decoder block unless --decoder-depth)",
+    )
     p.add_argument("--decoder-depth", type=int, help="transformer blocks before the decoder")
     p.add_argument("--dropout", type=float, help="encoder dropout while pretraining")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="bfloat16 autocast")

@@ -14,8 +14,7 @@ from typing import Any
 from .progress import Feedback
 
 # Options of one pretraining that have no meaning for the other (all default None).
-_FACTOFORMER_PRETRAIN_ONLY = ("branch", "recipe", "loss", "masks", "encoder", "decoder_depth")
-_FACTOFORMER_PRETRAIN_ONLY += ("dropout", "patch_size")
+_FACTOFORMER_PRETRAIN_ONLY = ("branch", "recipe", "loss", "masks", "dropout", "patch_size")
 _MASKEDSST_PRETRAIN_ONLY = ("masking", "mask_unit", "tiles_per_epoch", "grad_clip")
 _MASKEDSST_PRETRAIN_ONLY += ("pos_embedding",)
 # Options of ``train`` for MaskedSST only (engine.cli refuses them for other models).
@@ -59,7 +58,7 @@ def pretrain(
 ) -> int:
     """``pretrain --model maskedsst``: masked pretraining of a MaskedSST backbone, showing
     its progress in ``feedback`` (a progress bar, JSON lines or nothing)."""
-    from .config import MaskedPretrainingRecipe, MaskedSSTConfig, spectral_positions
+    from .config import MaskedSSTConfig, masked_pretraining_recipe, spectral_positions
     from .data.dense import context_patch_size
     from .models.registry import model_spec
     from .pretraining.data import raster_pixels, scene_unlabelled_pixels
@@ -85,12 +84,13 @@ def pretrain(
         "mask_unit": args.mask_unit,
         "tiles_per_epoch": args.tiles_per_epoch,
         "bf16": args.bf16,
+        "encoder": args.encoder,
+        "decoder_depth": args.decoder_depth,
     }
-    recipe = MaskedPretrainingRecipe(
-        seed=args.seed,
-        max_steps=args.max_steps,
-        **{k: v for k, v in overrides.items() if v is not None},
-    )
+    try:
+        recipe = masked_pretraining_recipe(seed=args.seed, max_steps=args.max_steps, **overrides)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     if args.grad_clip is not None:
         recipe = replace(recipe, grad_clip=args.grad_clip or None)
     pos = args.pos_embedding or "learned"

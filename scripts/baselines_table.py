@@ -152,11 +152,15 @@ def maskedsst_fine_tuning(record: dict) -> list[str]:
     return options + (["tile-weighted loss"] if weighting != FINE_TUNING_PIXEL_WEIGHTING else [])
 
 
+# What results written before the recipe had these keys used (the defaults of then).
+MASKEDSST_LEGACY_PRETRAINING = {"encoder": "mask-token", "decoder_depth": 0}
+
+
 def maskedsst_pretraining(record: dict) -> list[str]:
     """How a MaskedSST result's pretraining differs from the default recipe's (none for the
     default, so results of other recipes never share its row)."""
     pre, default = record["pretraining"], MaskedPretrainingRecipe()
-    recipe = {**default.to_dict(), **pre["recipe"]}  # older results: the defaults of then
+    recipe = {**default.to_dict(), **MASKEDSST_LEGACY_PRETRAINING, **pre["recipe"]}
     options = [f"{recipe['encoder']} encoder"] if recipe["encoder"] != default.encoder else []
     options += [f"{recipe['masking']} masks"] if recipe["masking"] != default.masking else []
     default_steps = default.epochs * default.tiles_per_epoch // default.batch_size

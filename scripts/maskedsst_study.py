@@ -11,7 +11,10 @@ for choices) and the test tiles. Each result is written as soon as it is known t
 defaults, ``random-masks``, ``visible``, ``2400-pretrain-steps``, ``sincos``,
 ``no-token-norm``, ``standard-normalization``, ``1500-steps``, ``equal-weights``); a
 result that exists is skipped, and interrupted runs resume from their last epoch (under
-``<runs>``). ``--encoder
+``<runs>``). The names are relative to the study's own baseline pretraining, the official
+mask-token encoder for 600 steps, not to the engine's default (since 2026-12-07 the
+visible encoder for 4,800 steps: ``--encoder visible --pretrain-steps 4800``), so a
+result's path keeps its meaning when the engine's default moves. ``--encoder
 visible`` pre-trains MAE-style: only the visible pixels are encoded, then one spatial
 decoder block (half the step time). ``--pixel-weighting equal`` weights the fine-tuning
 loss so that every training pixel counts the same (see ``DenseTrainingRecipe``).
@@ -93,6 +96,8 @@ ENMAP = ROOT.parent / "shared" / "data" / "enmap_potsdam_tiles"
 SCENES = ("indian_pines", "enmap")
 CONFIGS = ("scratch", "pretrained")
 OFFICIAL_WEIGHTING = DenseTrainingRecipe.pixel_weighting  # older results: no weighting key
+BASELINE_ENCODER = "mask-token"  # the study's baseline pretraining: unnamed in result paths
+BASELINE_PRETRAINING_EPOCHS = 12  # of 50 steps: 600 steps
 # --smoke: a tiny network and a few steps, to check the script end to end in a minute
 SMOKE_NET = {"dim": 24, "spatial_depth": 1, "spectral_depth": 1, "heads": 2, "head_dim": 8}
 
@@ -119,7 +124,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--scenes", nargs="+", choices=SCENES, default=list(SCENES))
     parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
-    parser.add_argument("--pretrain-steps", type=int, help="default: the recipe's (600)")
+    parser.add_argument("--pretrain-steps", type=int, help="default: 600, the baseline's")
     parser.add_argument("--finetune-steps", type=int, default=DEFAULT_DENSE_STEPS)
     parser.add_argument("--masking", choices=("tube", "random"), default="tube")
     parser.add_argument(
@@ -132,8 +137,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--encoder",
         choices=("mask-token", "visible"),
-        default="mask-token",
-        help="pretraining: encode every token (official) or only the visible pixels",
+        default=BASELINE_ENCODER,
+        help="pretraining: encode every token (official, the baseline) or only the visible pixels",
     )
     parser.add_argument(
         "--pos-embedding",
@@ -244,6 +249,7 @@ def pretrained(
         raise SystemExit(f"{scene}: pretraining and fine-tuning read different bands")
     seed = args.pretraining_seed
     recipe = MaskedPretrainingRecipe(
+        epochs=BASELINE_PRETRAINING_EPOCHS,
         seed=seed,
         masking=args.masking,
         bf16=args.bf16,
@@ -339,11 +345,11 @@ def variant(args: argparse.Namespace, config: str) -> list[str]:
 
 
 def pretraining_variant(args: argparse.Namespace, config: str) -> list[str]:
-    """The options of the pretraining that differ from the defaults."""
+    """The options of the pretraining that differ from the study's baseline."""
     names = []
     if config != "scratch":
         names += [f"{args.masking}-masks"] if args.masking != "tube" else []
-        names += [args.encoder] if args.encoder != "mask-token" else []
+        names += [args.encoder] if args.encoder != BASELINE_ENCODER else []
         names += [f"{args.pretrain_steps}-pretrain-steps"] if args.pretrain_steps else []
     names += ["sincos"] if args.pos_embedding != "learned" else []
     names += [] if args.token_norm else ["no-token-norm"]

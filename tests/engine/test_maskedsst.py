@@ -13,6 +13,7 @@ from engine.config import (
     DenseTrainingRecipe,
     MaskedPretrainingRecipe,
     MaskedSSTConfig,
+    masked_pretraining_recipe,
     spectral_positions,
 )
 from engine.data.classes import make_classes
@@ -319,14 +320,27 @@ def test_encoding_all_pixels_by_index_equals_encoding_them_in_order():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"encoder": "visible", "decoder_depth": 1, "masking": "random"}, "tube masks"),
-        ({"encoder": "visible"}, "at least one decoder block"),
+        ({"masking": "random"}, "tube masks"),  # the default encoder is the visible one
+        ({"decoder_depth": 0}, "at least one decoder block"),
         ({"encoder": "visual"}, "encoder must be one of"),
     ],
 )
 def test_recipe_refuses_a_visible_encoder_it_cannot_run(options, message):
     with pytest.raises(ValueError, match=message):
         MaskedPretrainingRecipe(**options)
+
+
+def test_recipe_options_imply_the_encoder_and_decoder_they_need():
+    default = MaskedPretrainingRecipe()
+    assert (default.encoder, default.decoder_depth, default.masking) == ("visible", 1, "tube")
+    assert masked_pretraining_recipe(epochs=None, seed=None) == default
+    random_masks = masked_pretraining_recipe(masking="random")
+    assert (random_masks.encoder, random_masks.decoder_depth) == ("mask-token", 0)
+    official = masked_pretraining_recipe(encoder="mask-token")
+    assert (official.masking, official.decoder_depth) == ("tube", 0)
+    assert masked_pretraining_recipe(encoder="mask-token", decoder_depth=2).decoder_depth == 2
+    with pytest.raises(ValueError, match="tube masks"):
+        masked_pretraining_recipe(encoder="visible", masking="random")
 
 
 @pytest.mark.parametrize("encoder", ["mask-token", "visible"])
@@ -383,18 +397,14 @@ class _CancelAfter:
         return self.calls > self.steps
 
 
-@pytest.mark.parametrize(
-    "options", [{"masking": "tube"}, {"masking": "random"}, {"encoder": "visible"}]
-)
+@pytest.mark.parametrize("options", [{"encoder": "mask-token"}, {"masking": "random"}, {}])
 def test_pretraining_resumes_after_cancel_bit_for_bit(tmp_path, options):
     from engine.errors import CancelledError
 
     torch.set_num_threads(1)
     pixels = scene_unlabelled_pixels(_scene(), patch_size=15)
     config = MaskedSSTConfig(num_bands=12, num_classes=2, **TINY)
-    if options.get("encoder") == "visible":
-        options = {**options, "decoder_depth": 1}
-    recipe = MaskedPretrainingRecipe(epochs=3, tiles_per_epoch=8, batch_size=4, **options)
+    recipe = masked_pretraining_recipe(epochs=3, tiles_per_epoch=8, batch_size=4, **options)
     whole = pretrain_maskedsst(pixels, config, recipe, tmp_path / "whole")
     with pytest.raises(CancelledError):
         pretrain_maskedsst(pixels, config, recipe, tmp_path / "cut", _CancelAfter(3))
@@ -592,8 +602,23 @@ def test_command_line_pretrain_train_evaluate_export(synthetic_scene_files, tmp_
     assert main([*argv, *common]) == 0
     assert "maskedsst: 2 steps, 2 epochs" in capsys.readouterr().out
     assert main([*argv, *common, "--resume"]) == 0  # the finished run resumes to its end
+    recipe = json.loads((pre / "pretraining.json").read_text())["recipe"]
+    assert (recipe["encoder"], recipe["decoder_depth"]) == ("visible", 1)  # the default
+    official = tmp_path / "official"
+    elsewhere = ["--output-dir", str(official)]  # the last --output-dir counts
+    assert main([*argv, *elsewhere, "--masking", "random", *common]) == 0
+    recipe = json.loads((official / "pretraining.json").read_text())["recipe"]
+    assert (recipe["masking"], recipe["encoder"], recipe["decoder_depth"]) == (
+        "random",
+        "mask-token",
+        0,
+    )
     capsys.readouterr()
     for extra, message in (
+        (
+            ["--encoder", "visible", "--masking", "random"],
+            "error: the visible-pixel encoder needs tube masks and at least one decoder block",
+        ),
         (["--loss", "masked"], "error: --loss apply to --model factoformer only"),
         (["--recipe", "paper-visible"], "error: --recipe apply to --model factoformer only"),
         (["--branch", "pixel"], "error: --branch apply to --model factoformer only"),
