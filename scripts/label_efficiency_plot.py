@@ -54,7 +54,7 @@ def main() -> None:
         ]
     )
     whole = whole.get("indian_pines", {})
-    fig, ax = plt.subplots(figsize=(10, 4.8), dpi=120)
+    fig, ax = plt.subplots(figsize=(10, 5.2), dpi=120)
     for key, budgets in subsets.items():
         points = [(b, rows) for b, rows in budgets.items()]
         if whole.get(key):
@@ -77,10 +77,9 @@ def main() -> None:
     ax.set_ylabel("test OA % (9,671 pixels)")
     ax.set_title("Indian Pines fixed split: accuracy against labels (mean ± std)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-    fig.tight_layout()
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.output)
+    fig.savefig(args.output, bbox_inches="tight")  # the legend below the axes included
     print(f"wrote {args.output}")
 
 
